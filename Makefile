@@ -1,0 +1,57 @@
+# Two entry points: `make run` (the demo portal) and `make test` (the whole suite).
+# Both set up what is missing on a fresh Debian/Ubuntu machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+# Debian packages: building python-ldap, and the real clients/servers the tests drive.
+BUILD_PACKAGES := gcc python3-dev python3-venv libldap2-dev libsasl2-dev
+TEST_PACKAGES := openssl libnss3-tools slapd ldap-utils chromium
+
+.PHONY: run test test-postgres setup setup-dev system-packages system-test-packages clean-demo
+
+define ensure_packages
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "Missing Debian packages:$$missing"; echo "Install them with: sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+endef
+
+system-packages:
+	$(call ensure_packages,$(BUILD_PACKAGES))
+
+system-test-packages: system-packages
+	$(call ensure_packages,$(TEST_PACKAGES))
+
+$(VENV)/.runtime: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+setup: system-packages $(VENV)/.runtime
+
+setup-dev: system-test-packages $(VENV)/.dev
+
+run: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py bootstrap_demo
+	@echo "Portal: http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: setup-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The same suite on PostgreSQL (DATABASE_URL defaults to the local server).
+test-postgres: setup-dev
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal} $(PY) -m pytest $(PYTEST_ARGS)

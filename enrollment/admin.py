@@ -1,0 +1,137 @@
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from . import services
+from .exceptions import PortalError
+from .models import Certificate, CertificateAuthority, CertificateRequest, Employee
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by services: visible to those allowed to view, editable by nobody."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _outcome_message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(exc.messages)
+    return exc.message if isinstance(exc, PortalError) else str(exc)
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+
+@admin.register(CertificateRequest)
+class CertificateRequestAdmin(ReadOnlyAdmin):
+    list_display = ["id", "employee", "key_type", "certificate_type", "state", "created_at", "decided_by", "reason_short"]
+    list_filter = ["state", "key_type", "certificate_type", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["employee__given_name", "employee__surname", "employee__mail", "employee__user__username"]
+    list_select_related = ["employee", "decided_by"]
+    actions = ["approve_selected", "reject_selected"]
+    readonly_fields = [
+        "employee", "submitted_by", "key_type", "certificate_type", "state", "created_at", "decided_by",
+        "decided_at", "reason", "certificate_link",
+    ]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="reason")
+    def reason_short(self, obj):
+        return (obj.reason[:80] + "…") if len(obj.reason) > 80 else obj.reason
+
+    @admin.display(description="certificate")
+    def certificate_link(self, obj):
+        certificate = getattr(obj, "certificate", None)
+        if certificate is None:
+            return "-"
+        return format_html('<a href="../../certificate/{}/change/">{}</a>', certificate.pk, certificate.serial)
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm("enrollment.approve_certificaterequest")
+
+    @admin.action(description="Approve selected requests (issues the certificates)", permissions=["approve"])
+    def approve_selected(self, request, queryset):
+        for pk in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                result = services.certificate_request_approve(request_id=pk, approver=request.user)
+            except (PortalError, ValidationError) as exc:
+                self.message_user(request, f"Request #{pk} not approved: {_outcome_message(exc)}", messages.ERROR)
+                continue
+            if result.state == CertificateRequest.State.ISSUED:
+                self.message_user(
+                    request, f"Request #{pk} approved; certificate {result.certificate.serial} issued.", messages.SUCCESS
+                )
+            else:
+                self.message_user(request, f"Request #{pk} approved but issuance failed: {result.reason}", messages.ERROR)
+
+    @admin.action(description="Reject selected requests…", permissions=["approve"])
+    def reject_selected(self, request, queryset):
+        form = RejectForm(request.POST if "confirm" in request.POST else None)
+        if "confirm" in request.POST and form.is_valid():
+            for pk in queryset.order_by("pk").values_list("pk", flat=True):
+                try:
+                    services.certificate_request_reject(
+                        request_id=pk, approver=request.user, reason=form.cleaned_data["reason"]
+                    )
+                except (PortalError, ValidationError) as exc:
+                    self.message_user(request, f"Request #{pk} not rejected: {_outcome_message(exc)}", messages.ERROR)
+                else:
+                    self.message_user(request, f"Request #{pk} rejected.", messages.SUCCESS)
+            return None
+        return TemplateResponse(
+            request,
+            "admin/enrollment/reject_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Reject certificate requests",
+                "opts": self.model._meta,
+                "queryset": queryset,
+                "form": form,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+
+@admin.register(Certificate)
+class CertificateAdmin(ReadOnlyAdmin):
+    list_display = ["serial", "mailbox", "employee", "key_type", "certificate_type", "status", "not_before", "not_after"]
+    list_filter = ["status", "key_type", "certificate_type", "issuer"]
+    search_fields = ["serial", "mailbox", "employee__given_name", "employee__surname", "fingerprint_sha256"]
+    list_select_related = ["employee"]
+    exclude = ["der"]
+    readonly_fields = [
+        "serial", "subject", "mailbox", "employee", "issuer", "request", "key_type", "certificate_type",
+        "not_before", "not_after", "fingerprint_sha256", "status", "revoked_at", "revocation_reason", "pem",
+    ]
+
+    @admin.display(description="PEM")
+    def pem(self, obj):
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return format_html("<pre>{}</pre>", obj.x509.public_bytes(Encoding.PEM).decode())
+
+
+@admin.register(CertificateAuthority)
+class CertificateAuthorityAdmin(ReadOnlyAdmin):
+    list_display = ["common_name", "slug", "is_issuing", "parent", "crl_number", "crl_next_update"]
+    exclude = ["certificate_der", "crl_der", "key_reference"]
+    readonly_fields = ["slug", "common_name", "parent", "is_issuing", "key_backend", "base_url", "crl_number", "crl_next_update"]
+
+
+@admin.register(Employee)
+class EmployeeAdmin(admin.ModelAdmin):
+    list_display = ["mail", "given_name", "surname", "department", "user"]
+    search_fields = ["mail", "given_name", "surname", "user__username", "department"]
+    list_filter = ["department"]
+    raw_id_fields = ["user"]

@@ -1,0 +1,44 @@
+"""Errors the services raise; every edge (admin, page, API, command) turns them into a clear message."""
+
+
+class PortalError(Exception):
+    code = "error"
+    http_status = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class NotAllowed(PortalError):
+    code = "forbidden"
+    http_status = 403
+
+
+class SeparationOfDuties(NotAllowed):
+    code = "separation_of_duties"
+
+
+class NotFound(PortalError):
+    code = "not_found"
+    http_status = 404
+
+
+class InvalidState(PortalError):
+    code = "invalid_state"
+    http_status = 409
+
+
+class IssuanceError(PortalError):
+    code = "issuance_failed"
+    http_status = 409
+
+
+class PickupUnavailable(PortalError):
+    code = "pickup_unavailable"
+    http_status = 410
+
+
+class ConfigurationError(PortalError):
+    code = "configuration"
+    http_status = 503

@@ -1,0 +1,154 @@
+"""Enrollment data: CAs, employees, certificate requests and certificates.
+
+Models hold data and small derived properties; the workflow lives in services.py.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from cryptography import x509
+from django.conf import settings
+from django.db import models
+
+from .pki.keys import KEY_TYPES
+from .pki.profiles import CERTIFICATE_TYPES
+
+KEY_TYPE_CHOICES = list(KEY_TYPES.items())
+CERTIFICATE_TYPE_CHOICES = list(CERTIFICATE_TYPES.items())
+
+
+class CertificateAuthority(models.Model):
+    """A CA of the organization: a root, or the issuing CA that signs employees' certificates."""
+
+    slug = models.SlugField(unique=True, help_text="Names the CA in its public URLs.")
+    common_name = models.CharField(max_length=64)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    certificate_der = models.BinaryField()
+    key_backend = models.CharField(max_length=32, default="file")
+    # Where the key backend finds the key: a file path for the encrypted-file backend.
+    key_reference = models.CharField(max_length=500)
+    is_issuing = models.BooleanField(default=False, help_text="Signs employees' certificates.")
+    # The public base URL baked into the certificates this CA signs (CRL, caIssuers).
+    base_url = models.URLField()
+    crl_number = models.PositiveBigIntegerField(default=0)
+    crl_der = models.BinaryField(null=True, blank=True)
+    crl_next_update = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "certificate authority"
+        verbose_name_plural = "certificate authorities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_issuing"], condition=models.Q(is_issuing=True), name="one_issuing_ca"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.common_name
+
+    @cached_property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(bytes(self.certificate_der))
+
+    @property
+    def crl_url(self) -> str:
+        return f"{self.base_url}/pki/{self.slug}.crl"
+
+    @property
+    def certificate_url(self) -> str:
+        return f"{self.base_url}/pki/{self.slug}.crt"
+
+    def chain(self) -> list[CertificateAuthority]:
+        """This CA and its parents, up to the root."""
+        chain, ca = [], self
+        while ca is not None:
+            chain.append(ca)
+            ca = ca.parent
+        return chain
+
+
+class Employee(models.Model):
+    """The identity a certificate binds: a Django user plus the directory's view of them."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="employee")
+    given_name = models.CharField(max_length=64, blank=True)
+    surname = models.CharField(max_length=64, blank=True)
+    mail = models.EmailField(unique=True)
+    department = models.CharField(max_length=128, blank=True)
+    directory_dn = models.CharField("directory DN", max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["surname", "given_name"]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} <{self.mail}>"
+
+    @property
+    def display_name(self) -> str:
+        return " ".join(part for part in (self.given_name, self.surname) if part) or self.user.get_username()
+
+
+class CertificateRequest(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        ISSUED = "issued"
+        FAILED = "failed"
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="requests")
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="submitted_requests"
+    )
+    key_type = models.CharField(max_length=16, choices=KEY_TYPE_CHOICES, default="rsa-3072")
+    certificate_type = models.CharField(max_length=32, choices=CERTIFICATE_TYPE_CHOICES, default="sponsor-strict")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="decided_requests"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True, help_text="Why it was rejected, or why issuance failed.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("approve_certificaterequest", "Can approve or reject certificate requests")]
+
+    def __str__(self) -> str:
+        return f"Request #{self.pk} for {self.employee.mail}"
+
+
+class Certificate(models.Model):
+    class Status(models.TextChoices):
+        VALID = "valid"
+        REVOKED = "revoked"
+        EXPIRED = "expired"
+
+    request = models.OneToOneField(CertificateRequest, on_delete=models.PROTECT, related_name="certificate")
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="certificates")
+    issuer = models.ForeignKey(CertificateAuthority, on_delete=models.PROTECT, related_name="certificates")
+    serial = models.CharField(max_length=42, unique=True, help_text="Lower-case hex, no separators.")
+    subject = models.CharField(max_length=500)
+    mailbox = models.EmailField(db_index=True)
+    key_type = models.CharField(max_length=16, choices=KEY_TYPE_CHOICES)
+    certificate_type = models.CharField(max_length=32, choices=CERTIFICATE_TYPE_CHOICES)
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField(db_index=True)
+    fingerprint_sha256 = models.CharField(max_length=64, unique=True)
+    der = models.BinaryField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.VALID, db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revocation_reason = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-not_before", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox} ({self.serial})"
+
+    @cached_property
+    def x509(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(bytes(self.der))

@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from . import views
+
+portal_patterns = [
+    path("", views.home, name="home"),
+    path("request/", views.request_certificate, name="request"),
+    path("certificates/<str:serial>/pkcs12/", views.download_pkcs12, name="pkcs12"),
+    path("certificates/<str:serial>.<str:fmt>", views.download_certificate, name="certificate"),
+    path("ca-chain.pem", views.ca_chain, name="ca-chain"),
+    path("help/install/", views.install_help, name="install"),
+]
+
+urlpatterns = [
+    path("", include((portal_patterns, "portal"))),
+    path("login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("pki/<slug:slug>.crt", views.ca_certificate, name="ca-certificate"),
+    path("pki/<slug:slug>.crl", views.ca_crl, name="ca-crl"),
+    path("api/v1/", include("enrollment.api.urls")),
+    path("admin/", admin.site.urls),
+]
+
+admin.site.site_header = "S/MIME portal administration"
+admin.site.site_title = "S/MIME portal"

@@ -1,0 +1,142 @@
+"""Self-service pages for employees, and the public CA files (certificate, CRL)."""
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from enrollment import selectors, services
+from enrollment.exceptions import NotFound, PortalError
+from enrollment.models import CertificateAuthority, Employee
+
+from .forms import CertificateRequestForm, Pkcs12DownloadForm
+
+
+def _employee(user) -> Employee | None:
+    return Employee.objects.filter(user=user).first()
+
+
+def _attachment(data: bytes, content_type: str, filename: str, *, private: bool = False) -> HttpResponse:
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    if private:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@never_cache
+def home(request):
+    employee = _employee(request.user)
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "employee": employee,
+            "requests": selectors.requests_of_user(user=request.user),
+            "certificates": selectors.certificates_of_user(user=request.user),
+            "request_form": CertificateRequestForm(),
+            "now": timezone.now(),
+        },
+    )
+
+
+@login_required
+@require_POST
+def request_certificate(request):
+    employee = _employee(request.user)
+    form = CertificateRequestForm(request.POST)
+    if employee is None:
+        messages.error(request, "Your account has no employee record with a mailbox; ask a PKI administrator.")
+    elif form.is_valid():
+        try:
+            created = services.certificate_request_create(
+                employee=employee, submitted_by=request.user, **form.cleaned_data
+            )
+        except (ValidationError, PortalError) as exc:
+            messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else exc.message)
+        else:
+            messages.success(request, f"Request #{created.pk} submitted. An approver will review it.")
+    else:
+        messages.error(request, "Choose a key type and a certificate type from the lists.")
+    return redirect("portal:home")
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def download_pkcs12(request, serial: str):
+    try:
+        certificate = selectors.certificate_of_owner(user=request.user, serial=serial)
+    except NotFound:
+        raise Http404("No such certificate") from None
+    form = Pkcs12DownloadForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            certificate, bundle = services.certificate_pkcs12_export(
+                user=request.user,
+                serial=serial,
+                passphrase=form.cleaned_data["passphrase"],
+                fmt=form.cleaned_data["format"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        except PortalError as exc:
+            form.add_error(None, exc.message)
+        else:
+            return _attachment(bundle, "application/x-pkcs12", f"{certificate.mailbox}.p12", private=True)
+    return render(request, "portal/download.html", {"certificate": certificate, "form": form})
+
+
+@login_required
+@require_GET
+def download_certificate(request, serial: str, fmt: str):
+    try:
+        certificate = selectors.certificate_of_owner(user=request.user, serial=serial)
+    except NotFound:
+        raise Http404("No such certificate") from None
+    if fmt not in {"pem", "cer", "der"}:
+        raise Http404("Unknown format")
+    if fmt == "pem":
+        return _attachment(
+            certificate.x509.public_bytes(Encoding.PEM), "application/x-pem-file", f"{certificate.mailbox}.pem"
+        )
+    return _attachment(certificate.x509.public_bytes(Encoding.DER), "application/pkix-cert", f"{certificate.mailbox}.cer")
+
+
+@require_GET
+def ca_chain(request):
+    try:
+        ca = selectors.issuing_ca()
+    except PortalError:
+        raise Http404("No CA") from None
+    pem = b"".join(item.certificate.public_bytes(Encoding.PEM) for item in ca.chain())
+    return _attachment(pem, "application/x-pem-file", "ca-chain.pem")
+
+
+@require_GET
+def ca_certificate(request, slug: str):
+    ca = get_object_or_404(CertificateAuthority, slug=slug)
+    return HttpResponse(bytes(ca.certificate_der), content_type="application/pkix-cert")
+
+
+@require_GET
+def ca_crl(request, slug: str):
+    ca = get_object_or_404(CertificateAuthority, slug=slug)
+    try:
+        crl = services.crl_current(ca=ca)
+    except PortalError as exc:
+        return HttpResponse(exc.message, status=503, content_type="text/plain")
+    response = HttpResponse(crl, content_type="application/pkix-crl")
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+@require_GET
+def install_help(request):
+    return render(request, "portal/install.html")
