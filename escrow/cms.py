@@ -15,12 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
 from pyasn1.codec.der import decoder as der_decoder
-from pyasn1.codec.der import encoder as der_encoder
 from pyasn1.error import PyAsn1Error
 from pyasn1_alt_modules import rfc5280, rfc5652
 
 # Binary: the payload is a DER key, not text; no MIME canonicalisation (\n -> \r\n).
-_OPTIONS = [pkcs7.PKCS7Options.Binary]
+_ENCRYPT_OPTIONS = [pkcs7.PKCS7Options.Binary]
+# Decryption only knows `Text` (strip MIME headers); without it the bytes come back as-is.
+_DECRYPT_OPTIONS: list[pkcs7.PKCS7Options] = []
 
 
 def envelope(*, data: bytes, recipients: Sequence[x509.Certificate]) -> bytes:
@@ -37,14 +38,14 @@ def envelope(*, data: bytes, recipients: Sequence[x509.Certificate]) -> bytes:
         builder = builder.add_recipient(certificate)
     # The default is AES-128-CBC; the escrowed keys deserve the stronger cipher.
     builder = builder.set_content_encryption_algorithm(algorithms.AES256)
-    return builder.encrypt(serialization.Encoding.DER, _OPTIONS)
+    return builder.encrypt(serialization.Encoding.DER, _ENCRYPT_OPTIONS)
 
 
 def open_envelope(
     *, envelope_der: bytes, certificate: x509.Certificate, private_key: rsa.RSAPrivateKey
 ) -> bytes:
     """Decrypt an escrow envelope with one agent's certificate and key (ValueError if not theirs)."""
-    return pkcs7.pkcs7_decrypt_der(envelope_der, certificate, private_key, _OPTIONS)
+    return pkcs7.pkcs7_decrypt_der(envelope_der, certificate, private_key, _DECRYPT_OPTIONS)
 
 
 def _name_to_rfc4514(name: rfc5280.Name) -> str:
@@ -69,7 +70,8 @@ def _name_to_rfc4514(name: rfc5280.Name) -> str:
 
 
 def envelope_recipient_serials(envelope_der: bytes) -> list[tuple[str, int]]:
-    """(issuer RFC 4514 string, serial number) of each recipient, in envelope order.
+    """(issuer RFC 4514 string, serial number) of each recipient, in envelope order
+    (a DER SET OF, so sorted by encoding rather than by the order given to `envelope`).
 
     For auditors: which agent certificates can open a record, without decrypting it.
     """
@@ -80,10 +82,11 @@ def envelope_recipient_serials(envelope_der: bytes) -> list[tuple[str, int]]:
         if content_info["contentType"] != rfc5652.id_envelopedData:
             raise ValueError(f"not CMS EnvelopedData but {content_info['contentType']}")
         enveloped, _ = der_decoder.decode(
-            der_encoder.encode(content_info["content"]), asn1Spec=rfc5652.EnvelopedData()
+            content_info["content"], asn1Spec=rfc5652.EnvelopedData()
         )
     except PyAsn1Error as exc:
-        raise ValueError(f"not a DER CMS structure: {exc}") from exc
+        # pyasn1's messages dump whole schemas; keep ours short.
+        raise ValueError("not a DER CMS EnvelopedData structure") from exc
 
     recipients: list[tuple[str, int]] = []
     for recipient_info in enveloped["recipientInfos"]:

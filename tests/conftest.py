@@ -1,0 +1,216 @@
+"""Fixtures for the Django side: a test CA and key recovery agent, demo-like users.
+
+Keys are generated once per session (RSA is slow on two cores); the database rows that
+point at them are created per test, so transactional tests (live server, browser) work too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+
+BIN = Path(sys.executable).parent
+TEST_BASE_URL = "http://pki.example.org"
+PASSWORD = "demo-password-for-tests"
+
+
+def require_tool(name: str) -> str:
+    """The path of an external program; in CI its absence fails the test instead of skipping."""
+    path = shutil.which(name) or (str(BIN / name) if (BIN / name).exists() else None)
+    if path is None:
+        message = f"{name} is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must install it)")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def pkilint():
+    """Runs a pkilint CLI on PEM data; returns (exit code, output)."""
+
+    def run(tool: str, *pems: bytes, args: tuple[str, ...] = (), tmp: Path | None = None):
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp())
+        paths = []
+        for index, pem in enumerate(pems):
+            path = directory / f"{index}.pem"
+            path.write_bytes(pem)
+            paths.append(str(path))
+        result = subprocess.run(
+            [require_tool(tool), *args, *paths], capture_output=True, text=True, timeout=120
+        )
+        return result.returncode, result.stdout + result.stderr
+
+    return run
+
+
+@dataclass
+class PkiMaterial:
+    root_key: object
+    root: x509.Certificate
+    root_key_path: str
+    issuing_key: object
+    issuing: x509.Certificate
+    issuing_key_path: str
+    kra_key: object
+    kra: x509.Certificate
+
+
+@pytest.fixture(scope="session")
+def pki_material(tmp_path_factory) -> PkiMaterial:
+    from django.conf import settings
+
+    from enrollment.pki import ca as pki_ca
+    from enrollment.pki.backends import EncryptedFileKeyBackend, InMemoryKeyBackend
+    from enrollment.pki.keys import generate_private_key
+    from enrollment.pki.profiles import IssuerInfo
+    from enrollment.services import organization_from_settings
+
+    key_dir = tmp_path_factory.mktemp("ca-keys")
+    settings.PORTAL_CA_KEY_DIR = key_dir
+    passphrase = settings.PORTAL_CA_PASSPHRASE.encode()
+    organization = organization_from_settings()
+    root_key = generate_private_key("rsa-3072")
+    root = pki_ca.create_root_certificate(
+        key=root_key, subject=pki_ca.ca_subject(common_name="Test Root CA", organization=organization)
+    )
+    issuing_key = generate_private_key("rsa-3072")
+    root_info = IssuerInfo(
+        certificate=root, crl_url=f"{TEST_BASE_URL}/pki/root-ca.crl", ca_issuers_url=f"{TEST_BASE_URL}/pki/root-ca.crt"
+    )
+    issuing = InMemoryKeyBackend(root_key).sign_certificate(
+        pki_ca.issuing_ca_builder(
+            public_key=issuing_key.public_key(),
+            subject=pki_ca.ca_subject(common_name="Test S/MIME CA", organization=organization),
+            issuer=root_info,
+        )
+    )
+    issuing_info = IssuerInfo(
+        certificate=issuing,
+        crl_url=f"{TEST_BASE_URL}/pki/issuing-ca.crl",
+        ca_issuers_url=f"{TEST_BASE_URL}/pki/issuing-ca.crt",
+    )
+    kra_key = generate_private_key("rsa-3072")
+    kra = InMemoryKeyBackend(issuing_key).sign_certificate(
+        pki_ca.kra_certificate_builder(
+            public_key=kra_key.public_key(),
+            subject=pki_ca.ca_subject(common_name="Test Key Recovery Agent", organization=organization),
+            issuer=issuing_info,
+        )
+    )
+    root_path = key_dir / "root-ca.key.pem"
+    issuing_path = key_dir / "issuing-ca.key.pem"
+    EncryptedFileKeyBackend.store(path=root_path, key=root_key, passphrase=passphrase)
+    EncryptedFileKeyBackend.store(path=issuing_path, key=issuing_key, passphrase=passphrase)
+    return PkiMaterial(root_key, root, str(root_path), issuing_key, issuing, str(issuing_path), kra_key, kra)
+
+
+@pytest.fixture
+def pki(db, pki_material):
+    """The test CA hierarchy and one active key recovery agent, as database rows."""
+    from enrollment.models import CertificateAuthority
+    from escrow.models import KeyRecoveryAgent
+
+    root = CertificateAuthority.objects.create(
+        slug="root-ca",
+        common_name="Test Root CA",
+        certificate_der=pki_material.root.public_bytes(Encoding.DER),
+        key_reference=pki_material.root_key_path,
+        base_url=TEST_BASE_URL,
+    )
+    issuing = CertificateAuthority.objects.create(
+        slug="issuing-ca",
+        common_name="Test S/MIME CA",
+        parent=root,
+        certificate_der=pki_material.issuing.public_bytes(Encoding.DER),
+        key_reference=pki_material.issuing_key_path,
+        is_issuing=True,
+        base_url=TEST_BASE_URL,
+    )
+    agent = KeyRecoveryAgent.objects.create(
+        name="Test Key Recovery Agent",
+        certificate_der=pki_material.kra.public_bytes(Encoding.DER),
+        fingerprint_sha256=pki_material.kra.fingerprint(hashes.SHA256()).hex(),
+    )
+    return {"root": root, "issuing": issuing, "agent": agent, "material": pki_material}
+
+
+@pytest.fixture
+def make_user(db):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from enrollment.services import employee_upsert
+
+    def make(username: str, *, groups=(), given_name="", surname="", employee=True, superuser=False):
+        user = get_user_model().objects.create_user(
+            username=username,
+            password=PASSWORD,
+            email=f"{username}@example.org",
+            is_staff=bool(groups) or superuser,
+            is_superuser=superuser,
+        )
+        user.groups.set(Group.objects.filter(name__in=groups))
+        if employee:
+            employee_upsert(
+                user=user,
+                mail=f"{username}@example.org",
+                given_name=given_name or username.capitalize(),
+                surname=surname or "Example",
+            )
+        return user
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice", given_name="Alice", surname="Archer")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob", given_name="Bob", surname="Baker")
+
+
+@pytest.fixture
+def approver(make_user):
+    from enrollment.roles import APPROVERS
+
+    return make_user("approver", groups=[APPROVERS], given_name="Ann", surname="Approver")
+
+
+@pytest.fixture
+def approver2(make_user):
+    from enrollment.roles import APPROVERS
+
+    return make_user("approver2", groups=[APPROVERS], given_name="Arthur", surname="Approver")
+
+
+@pytest.fixture
+def auditor(make_user):
+    from enrollment.roles import AUDITORS
+
+    return make_user("auditor", groups=[AUDITORS], given_name="Audrey", surname="Auditor")
+
+
+@pytest.fixture
+def issued(pki, alice, approver):
+    """An issued certificate of alice's (RSA 3072, sponsor-validated)."""
+    from enrollment import services
+
+    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice)
+    request = services.certificate_request_approve(request_id=request.pk, approver=approver)
+    assert request.state == "issued", request.reason
+    return request.certificate
