@@ -27,7 +27,7 @@ class CertificateAuthority(models.Model):
     certificate_der = models.BinaryField()
     key_backend = models.CharField(max_length=32, default="file")
     # Where the key backend finds the key: a file path for the encrypted-file backend.
-    key_reference = models.CharField(max_length=500)
+    key_reference = models.CharField(max_length=500, blank=True)
     is_issuing = models.BooleanField(default=False, help_text="Signs employees' certificates.")
     # The public base URL baked into the certificates this CA signs (CRL, caIssuers).
     base_url = models.URLField()

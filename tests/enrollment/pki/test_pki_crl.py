@@ -96,7 +96,9 @@ def test_crl_passes_pkilint_and_openssl(
     assert "Key Compromise" in result.stdout
 
 
-def test_root_arl_may_last_a_year_and_carry_ca_compromise(ec_pki, now):
+def test_root_arl_may_last_a_year_and_carry_ca_compromise(
+    ec_pki, now, write_pem, run_cli, venv_bin, tmp_path
+):
     this_update = now()
     builder = crl.crl_builder(
         issuer_certificate=ec_pki.root,
@@ -109,6 +111,20 @@ def test_root_arl_may_last_a_year_and_carry_ca_compromise(ec_pki, now):
     arl = InMemoryKeyBackend(ec_pki.root_key).sign_crl(builder)
     assert arl.is_signature_valid(ec_pki.root.public_key())
     assert arl.get_revoked_certificate_by_serial_number(0x77) is not None
+    result = run_cli(
+        venv_bin / "lint_crl", "lint", "-t", "ARL", "-p", "BR", "-s", "WARNING",
+        write_pem(tmp_path / "root.crl", arl),
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_subscriber_crl_refuses_a_year(ec_pki, now):
+    this_update = now()
+    with pytest.raises(ValueError, match="at most 10 days"):
+        crl.crl_builder(
+            issuer_certificate=ec_pki.issuing, entries=[], crl_number=1,
+            this_update=this_update, next_update=this_update + timedelta(days=365),
+        )
 
 
 @pytest.mark.parametrize(

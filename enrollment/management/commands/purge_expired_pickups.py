@@ -1,0 +1,10 @@
+from django.core.management.base import BaseCommand
+
+from escrow.services import pickup_copies_purge_expired
+
+
+class Command(BaseCommand):
+    help = "Delete pickup copies whose download window has closed (escrow keeps the key for recovery)."
+
+    def handle(self, *args, **options):
+        self.stdout.write(f"Deleted {pickup_copies_purge_expired()} expired pickup copies.")
