@@ -44,7 +44,7 @@ def envelope(*, data: bytes, recipients: Sequence[x509.Certificate]) -> bytes:
 def open_envelope(
     *, envelope_der: bytes, certificate: x509.Certificate, private_key: rsa.RSAPrivateKey
 ) -> bytes:
-    """Decrypt an escrow envelope with one agent's certificate and key (ValueError if not theirs)."""
+    """Decrypt with one agent's certificate and key (ValueError if it is not theirs)."""
     return pkcs7.pkcs7_decrypt_der(envelope_der, certificate, private_key, _DECRYPT_OPTIONS)
 
 
@@ -81,9 +81,7 @@ def envelope_recipient_serials(envelope_der: bytes) -> list[tuple[str, int]]:
             raise ValueError("trailing data after the CMS structure")
         if content_info["contentType"] != rfc5652.id_envelopedData:
             raise ValueError(f"not CMS EnvelopedData but {content_info['contentType']}")
-        enveloped, _ = der_decoder.decode(
-            content_info["content"], asn1Spec=rfc5652.EnvelopedData()
-        )
+        enveloped, _ = der_decoder.decode(content_info["content"], asn1Spec=rfc5652.EnvelopedData())
     except PyAsn1Error as exc:
         # pyasn1's messages dump whole schemas; keep ours short.
         raise ValueError("not a DER CMS EnvelopedData structure") from exc

@@ -6,10 +6,7 @@ point at them are created per test, so transactional tests (live server, browser
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,20 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-BIN = Path(sys.executable).parent
-TEST_BASE_URL = "http://pki.example.org"
-PASSWORD = "demo-password-for-tests"
-
-
-def require_tool(name: str) -> str:
-    """The path of an external program; in CI its absence fails the test instead of skipping."""
-    path = shutil.which(name) or (str(BIN / name) if (BIN / name).exists() else None)
-    if path is None:
-        message = f"{name} is not installed"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI must install it)")
-        pytest.skip(message)
-    return path
+from portal_testing import PASSWORD, TEST_BASE_URL, require_tool
 
 
 @pytest.fixture

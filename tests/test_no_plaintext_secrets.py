@@ -9,7 +9,7 @@ from django.db import connection
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from conftest import PASSWORD
+from portal_testing import PASSWORD
 
 PASSPHRASE = "Tr0ub4dor&3-unique-passphrase"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,7 +22,10 @@ class KeyBackendError(Exception):
     """The CA key cannot be used (missing file, wrong passphrase, unsupported key)."""
 
 
-def signature_hash_for(key: PrivateKey | PublicKey) -> hashes.HashAlgorithm:
+SignatureHash: TypeAlias = hashes.SHA256 | hashes.SHA384 | hashes.SHA512
+
+
+def signature_hash_for(key: PrivateKey | PublicKey) -> SignatureHash:
     """Digest matching the key strength, as the SBR signature algorithm table expects."""
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
         return hashes.SHA256()
@@ -48,16 +51,11 @@ class KeyBackend(Protocol):
     ) -> x509.CertificateRevocationList: ...
 
 
-class InMemoryKeyBackend:
-    """Wraps a private key object (tests, throwaway keys, freshly created CAs)."""
-
-    def __init__(self, key: PrivateKey) -> None:
-        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-            raise KeyBackendError(f"unsupported CA key type {type(key).__name__}")
-        self._key = key
+class _PrivateKeyBackend(KeyBackend):
+    """Signs with a private key object that subclasses provide."""
 
     def _private_key(self) -> PrivateKey:
-        return self._key
+        raise NotImplementedError
 
     def public_key(self) -> PublicKey:
         return self._private_key().public_key()
@@ -73,17 +71,29 @@ class InMemoryKeyBackend:
         return builder.sign(key, signature_hash_for(key))
 
 
-class EncryptedFileKeyBackend(InMemoryKeyBackend):
+class InMemoryKeyBackend(_PrivateKeyBackend):
+    """Wraps a private key object (tests, freshly created CAs before they are stored)."""
+
+    def __init__(self, key: PrivateKey) -> None:
+        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+            raise KeyBackendError(f"unsupported CA key type {type(key).__name__}")
+        self._key = key
+
+    def _private_key(self) -> PrivateKey:
+        return self._key
+
+
+class EncryptedFileKeyBackend(_PrivateKeyBackend):
     """CA key in a PKCS#8 PEM file encrypted with a passphrase (from the environment)."""
 
     def __init__(self, *, path: Path | str, passphrase: bytes) -> None:
         self.path = Path(path)
         self._passphrase = passphrase
-        self._key: PrivateKey | None = None  # type: ignore[assignment]
+        self._key: PrivateKey | None = None
         self._lock = threading.Lock()
 
     def _private_key(self) -> PrivateKey:
-        # Lazy: constructing the backend (e.g. at settings import) must not need the file.
+        # Lazy: constructing the backend (e.g. at start-up) must not need the file yet.
         with self._lock:
             if self._key is None:
                 self._key = self._load()
@@ -111,6 +121,7 @@ class EncryptedFileKeyBackend(InMemoryKeyBackend):
     def store(
         cls, *, path: Path | str, key: PrivateKey, passphrase: bytes
     ) -> EncryptedFileKeyBackend:
+        """Write `key` encrypted under `passphrase`; FileExistsError if `path` exists."""
         if not passphrase:
             raise ValueError("a passphrase is required to store the CA key")
         path = Path(path)

@@ -143,7 +143,10 @@ def issuing_ca_builder(
         # the chain documents exactly which certificate types may appear below it).
         .add_extension(
             x509.CertificatePolicies(
-                [x509.PolicyInformation(oid, policy_qualifiers=None) for oid in POLICY_OIDS.values()]
+                [
+                    x509.PolicyInformation(oid, policy_qualifiers=None)
+                    for oid in POLICY_OIDS.values()
+                ]
             ),
             critical=False,
         )

@@ -22,7 +22,8 @@ from pkilint.validation import ValidationFindingSeverity
 from .backends import signature_hash_for
 from .keys import PrivateKey, PublicKey, key_type_of
 
-SEVERITIES = tuple(s.name for s in ValidationFindingSeverity)  # FATAL, ERROR, ..., most severe first
+# FATAL, ERROR, WARNING, NOTICE, INFO, DEBUG: most severe first.
+SEVERITIES = tuple(s.name for s in ValidationFindingSeverity)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ _throwaway_keys: dict[str, PrivateKey] = {}
 
 
 def _validator_for(validation_level: Any, generation: Any) -> Any:
+    """The cached validator tree for one S/MIME type; call with `_lock` held."""
     key = (validation_level, generation)
     validator = _validators.get(key)
     if validator is None:

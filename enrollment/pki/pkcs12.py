@@ -42,7 +42,9 @@ def pkcs12_bundle(
 ) -> bytes:
     """DER PKCS#12 with the key and certificate (under `friendly_name`) and the CA chain."""
     if fmt not in _ALGORITHMS:
-        raise ValueError(f"unknown PKCS#12 format {fmt!r}; expected one of {', '.join(_ALGORITHMS)}")
+        raise ValueError(
+            f"unknown PKCS#12 format {fmt!r}; expected one of {', '.join(_ALGORITHMS)}"
+        )
     if len(passphrase) < MIN_PASSPHRASE_LENGTH:
         raise ValueError(f"the passphrase must have at least {MIN_PASSPHRASE_LENGTH} characters")
     if not friendly_name.strip():
@@ -63,5 +65,7 @@ def pkcs12_bundle(
     )
 
 
-def load_pkcs12(data: bytes, passphrase: str) -> pkcs12.PKCS12KeyAndCertificates:
-    return pkcs12.load_pkcs12(data, passphrase.encode("utf-8"))
+def load_pkcs12(data: bytes, passphrase: str | bytes) -> pkcs12.PKCS12KeyAndCertificates:
+    """Parse a bundle (ValueError on a wrong passphrase or a damaged file)."""
+    secret = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
+    return pkcs12.load_pkcs12(data, secret)

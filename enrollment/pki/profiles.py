@@ -293,9 +293,7 @@ def smime_certificate_builder(
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
         )
-        .add_extension(
-            x509.SubjectAlternativeName([x509.RFC822Name(mailbox)]), critical=False
-        )
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(mailbox)]), critical=False)
         .add_extension(
             x509.CertificatePolicies(
                 [x509.PolicyInformation(POLICY_OIDS[certificate_type], policy_qualifiers=None)]

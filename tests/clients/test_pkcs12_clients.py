@@ -47,10 +47,14 @@ def pki():
         ca.issuing_ca_builder(
             public_key=issuing_key.public_key(),
             subject=ca.ca_subject(common_name="Example Client S/MIME CA", organization=ORG),
-            issuer=profiles.IssuerInfo(root, "http://pki.example.com/r.crl", "http://pki.example.com/r.cer"),
+            issuer=profiles.IssuerInfo(
+                root, "http://pki.example.com/r.crl", "http://pki.example.com/r.cer"
+            ),
         )
     )
-    info = profiles.IssuerInfo(issuing, "http://pki.example.com/i.crl", "http://pki.example.com/i.cer")
+    info = profiles.IssuerInfo(
+        issuing, "http://pki.example.com/i.crl", "http://pki.example.com/i.cer"
+    )
     return InMemoryKeyBackend(issuing_key), info, [issuing, root]
 
 
@@ -100,8 +104,12 @@ def test_nss_imports_the_bundle(pki, subscriber, tmp_path, fmt):
     bundle = tmp_path / f"{fmt}.p12"
     bundle.write_bytes(
         pkcs12.pkcs12_bundle(
-            key=key, certificate=cert, chain=chain, friendly_name=FRIENDLY_NAME,
-            passphrase=PASSPHRASE, fmt=fmt,
+            key=key,
+            certificate=cert,
+            chain=chain,
+            friendly_name=FRIENDLY_NAME,
+            passphrase=PASSPHRASE,
+            fmt=fmt,
         )
     )
     db, password_file = nss_db(tmp_path)
@@ -134,7 +142,11 @@ def test_nss_rejects_a_wrong_passphrase(pki, subscriber, tmp_path):
     bundle = tmp_path / "modern.p12"
     bundle.write_bytes(
         pkcs12.pkcs12_bundle(
-            key=key, certificate=cert, chain=chain, friendly_name=FRIENDLY_NAME, passphrase=PASSPHRASE
+            key=key,
+            certificate=cert,
+            chain=chain,
+            friendly_name=FRIENDLY_NAME,
+            passphrase=PASSPHRASE,
         )
     )
     db, _ = nss_db(tmp_path)

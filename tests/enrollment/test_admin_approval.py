@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import PASSWORD
+from portal_testing import PASSWORD
 from enrollment import services
 from enrollment.models import CertificateRequest
 

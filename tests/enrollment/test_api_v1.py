@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 from rest_framework.test import APIClient
 
-from conftest import PASSWORD
+from portal_testing import PASSWORD
 from enrollment.models import CertificateRequest
 
 

@@ -44,7 +44,9 @@ def make_agent(issuing, name: str):
         ca.kra_certificate_builder(
             public_key=key.public_key(),
             subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"KRA {name}")]),
-            issuer=profiles.IssuerInfo(ca_cert, "http://pki.example.com/e.crl", "http://pki.example.com/e.cer"),
+            issuer=profiles.IssuerInfo(
+                ca_cert, "http://pki.example.com/e.crl", "http://pki.example.com/e.cer"
+            ),
         )
     )
     return key, cert
@@ -78,7 +80,10 @@ def write(path: Path, data: bytes) -> Path:
 
 def test_every_agent_can_open_it(agents, envelope_der, escrowed_key):
     for key, cert in agents:
-        assert cms.open_envelope(envelope_der=envelope_der, certificate=cert, private_key=key) == escrowed_key
+        assert (
+            cms.open_envelope(envelope_der=envelope_der, certificate=cert, private_key=key)
+            == escrowed_key
+        )
 
 
 def test_another_agent_cannot_open_it(envelope_der, outsider):
@@ -95,14 +100,30 @@ def test_openssl_decrypts_for_each_recipient(agents, envelope_der, escrowed_key,
         key_path = write(
             tmp_path / f"agent{i}.key",
             key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
             ),
         )
         out = tmp_path / f"out{i}.der"
         result = subprocess.run(
-            [openssl, "cms", "-decrypt", "-inform", "DER", "-in", envelope_path,
-             "-recip", cert_path, "-inkey", key_path, "-out", out],
-            capture_output=True, timeout=60,
+            [
+                openssl,
+                "cms",
+                "-decrypt",
+                "-inform",
+                "DER",
+                "-in",
+                envelope_path,
+                "-recip",
+                cert_path,
+                "-inkey",
+                key_path,
+                "-out",
+                out,
+            ],
+            capture_output=True,
+            timeout=60,
         )
         assert result.returncode == 0, result.stderr
         assert out.read_bytes() == escrowed_key
@@ -112,11 +133,28 @@ def test_openssl_rejects_the_wrong_agent(envelope_der, outsider, tmp_path):
     openssl = require_openssl()
     key, cert = outsider
     result = subprocess.run(
-        [openssl, "cms", "-decrypt", "-inform", "DER", "-in", write(tmp_path / "r.der", envelope_der),
-         "-recip", write(tmp_path / "m.pem", cert.public_bytes(serialization.Encoding.PEM)),
-         "-inkey", write(tmp_path / "m.key", key.private_bytes(
-             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))],
-        capture_output=True, timeout=60,
+        [
+            openssl,
+            "cms",
+            "-decrypt",
+            "-inform",
+            "DER",
+            "-in",
+            write(tmp_path / "r.der", envelope_der),
+            "-recip",
+            write(tmp_path / "m.pem", cert.public_bytes(serialization.Encoding.PEM)),
+            "-inkey",
+            write(
+                tmp_path / "m.key",
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ),
+            ),
+        ],
+        capture_output=True,
+        timeout=60,
     )
     assert result.returncode != 0
 
@@ -124,8 +162,19 @@ def test_openssl_rejects_the_wrong_agent(envelope_der, outsider, tmp_path):
 def test_content_encryption_is_aes_256_cbc(envelope_der, tmp_path):
     openssl = require_openssl()
     result = subprocess.run(
-        [openssl, "cms", "-cmsout", "-print", "-inform", "DER", "-in", write(tmp_path / "r.der", envelope_der)],
-        capture_output=True, text=True, timeout=60,
+        [
+            openssl,
+            "cms",
+            "-cmsout",
+            "-print",
+            "-inform",
+            "DER",
+            "-in",
+            write(tmp_path / "r.der", envelope_der),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "contentType: pkcs7-data" in result.stdout

@@ -4,7 +4,7 @@ import subprocess
 
 from cryptography.hazmat.primitives import serialization
 
-from conftest import require_tool
+from portal_testing import require_tool
 from enrollment.pki.keys import private_key_from_der
 
 

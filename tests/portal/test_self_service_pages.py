@@ -6,7 +6,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
-from conftest import PASSWORD, require_tool
+from portal_testing import PASSWORD, require_tool
 from enrollment.models import CertificateRequest
 
 

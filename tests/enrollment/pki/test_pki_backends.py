@@ -7,7 +7,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from enrollment.pki import keys
-from enrollment.pki.crl import crl_builder
 from enrollment.pki.backends import (
     EncryptedFileKeyBackend,
     InMemoryKeyBackend,
@@ -15,6 +14,7 @@ from enrollment.pki.backends import (
     KeyBackendError,
     signature_hash_for,
 )
+from enrollment.pki.crl import crl_builder
 
 PASSPHRASE = b"correct horse battery staple"
 
@@ -93,8 +93,11 @@ def test_in_memory_backend_signs_crls(ec_pki, now):
     this_update = now()
     revocation_list = backend.sign_crl(
         crl_builder(
-            issuer_certificate=ec_pki.issuing, entries=[], crl_number=1,
-            this_update=this_update, next_update=this_update + timedelta(days=7),
+            issuer_certificate=ec_pki.issuing,
+            entries=[],
+            crl_number=1,
+            this_update=this_update,
+            next_update=this_update + timedelta(days=7),
         )
     )
     assert revocation_list.is_signature_valid(ec_pki.issuing.public_key())

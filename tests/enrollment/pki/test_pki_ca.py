@@ -17,7 +17,9 @@ def test_ca_subject(org):
         "CN=Example S/MIME CA,2.5.4.97=NTRUS\\+CA-1234567,O=Example Widgets Inc.,C=US"
     )
     with pytest.raises(ValueError, match="ISO 3166-1"):
-        ca.ca_subject(common_name="X", organization=profiles.Organization("X", "NTRUS-1", "Germany"))
+        ca.ca_subject(
+            common_name="X", organization=profiles.Organization("X", "NTRUS-1", "Germany")
+        )
     with pytest.raises(ValueError, match="common name"):
         ca.ca_subject(common_name=" ", organization=org)
 
@@ -37,7 +39,10 @@ def test_root_profile(pkis, chain):
     for absent in (x509.ExtendedKeyUsage, x509.CertificatePolicies):
         with pytest.raises(x509.ExtensionNotFound):
             ext(root, absent)
-    expected = {"rsa": SignatureAlgorithmOID.RSA_WITH_SHA256, "ec": SignatureAlgorithmOID.ECDSA_WITH_SHA384}
+    expected = {
+        "rsa": SignatureAlgorithmOID.RSA_WITH_SHA256,
+        "ec": SignatureAlgorithmOID.ECDSA_WITH_SHA384,
+    }
     assert root.signature_algorithm_oid == expected[chain]
 
 
@@ -68,16 +73,32 @@ def test_issuing_ca_profile(pkis, chain):
 @pytest.mark.parametrize("chain", ["rsa", "ec"])
 @pytest.mark.parametrize("purpose", ["smimesign", "smimeencrypt"])
 def test_openssl_verifies_the_chain(
-    pkis, subscriber_keys, subscriber_builder, write_pem, require_tool, run_cli, tmp_path, chain, purpose
+    pkis,
+    subscriber_keys,
+    subscriber_builder,
+    write_pem,
+    require_tool,
+    run_cli,
+    tmp_path,
+    chain,
+    purpose,
 ):
     openssl = require_tool("openssl")
     pki = pkis[chain]
     key_type = "rsa-3072" if purpose == "smimeencrypt" else "ec-p384"
-    leaf = pki.backend.sign_certificate(subscriber_builder(pki, subscriber_keys[key_type].public_key()))
+    leaf = pki.backend.sign_certificate(
+        subscriber_builder(pki, subscriber_keys[key_type].public_key())
+    )
     result = run_cli(
-        openssl, "verify", "-x509_strict", "-purpose", purpose,
-        "-CAfile", write_pem(tmp_path / "root.pem", pki.root),
-        "-untrusted", write_pem(tmp_path / "issuing.pem", pki.issuing),
+        openssl,
+        "verify",
+        "-x509_strict",
+        "-purpose",
+        purpose,
+        "-CAfile",
+        write_pem(tmp_path / "root.pem", pki.root),
+        "-untrusted",
+        write_pem(tmp_path / "issuing.pem", pki.issuing),
         write_pem(tmp_path / "leaf.pem", leaf),
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -93,7 +114,9 @@ def test_single_tier_ca_issues_lint_clean_certificates(
     )
     assert ext(cert, x509.BasicConstraints).value.path_length == 0
     assert cert.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA384
-    issuer = profiles.IssuerInfo(cert, "http://pki.example.com/s.crl", "http://pki.example.com/s.cer")
+    issuer = profiles.IssuerInfo(
+        cert, "http://pki.example.com/s.crl", "http://pki.example.com/s.cer"
+    )
 
     class Single:  # the shape subscriber_builder needs
         issuer_info = issuer
@@ -104,8 +127,14 @@ def test_single_tier_ca_issues_lint_clean_certificates(
     assert lint.findings_at_or_above(lint.lint_smime_certificate(leaf), "WARNING") == []
     openssl = require_tool("openssl")
     result = run_cli(
-        openssl, "verify", "-x509_strict", "-purpose", "smimeencrypt",
-        "-CAfile", write_pem(tmp_path / "ca.pem", cert), write_pem(tmp_path / "leaf.pem", leaf),
+        openssl,
+        "verify",
+        "-x509_strict",
+        "-purpose",
+        "smimeencrypt",
+        "-CAfile",
+        write_pem(tmp_path / "ca.pem", cert),
+        write_pem(tmp_path / "leaf.pem", leaf),
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -137,9 +166,15 @@ def test_kra_certificate(ec_pki, kra_key, write_pem, require_tool, run_cli, tmp_
     assert not ca.is_key_recovery_agent_certificate(ec_pki.root)
     openssl = require_tool("openssl")
     result = run_cli(
-        openssl, "verify", "-x509_strict", "-purpose", "smimeencrypt",
-        "-CAfile", write_pem(tmp_path / "root.pem", ec_pki.root),
-        "-untrusted", write_pem(tmp_path / "issuing.pem", ec_pki.issuing),
+        openssl,
+        "verify",
+        "-x509_strict",
+        "-purpose",
+        "smimeencrypt",
+        "-CAfile",
+        write_pem(tmp_path / "root.pem", ec_pki.root),
+        "-untrusted",
+        write_pem(tmp_path / "issuing.pem", ec_pki.issuing),
         write_pem(tmp_path / "kra.pem", cert),
     )
     assert result.returncode == 0, result.stdout + result.stderr

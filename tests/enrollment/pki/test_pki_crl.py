@@ -88,8 +88,16 @@ def test_crl_passes_pkilint_and_openssl(
 
     openssl = require_tool("openssl")
     result = run_cli(
-        openssl, "crl", "-in", der, "-inform", "DER", "-noout", "-text",
-        "-CAfile", write_pem(tmp_path / "issuing.pem", pki.issuing),
+        openssl,
+        "crl",
+        "-in",
+        der,
+        "-inform",
+        "DER",
+        "-noout",
+        "-text",
+        "-CAfile",
+        write_pem(tmp_path / "issuing.pem", pki.issuing),
     )
     assert result.returncode == 0, result.stderr
     assert "verify OK" in result.stderr + result.stdout
@@ -112,7 +120,14 @@ def test_root_arl_may_last_a_year_and_carry_ca_compromise(
     assert arl.is_signature_valid(ec_pki.root.public_key())
     assert arl.get_revoked_certificate_by_serial_number(0x77) is not None
     result = run_cli(
-        venv_bin / "lint_crl", "lint", "-t", "ARL", "-p", "BR", "-s", "WARNING",
+        venv_bin / "lint_crl",
+        "lint",
+        "-t",
+        "ARL",
+        "-p",
+        "BR",
+        "-s",
+        "WARNING",
         write_pem(tmp_path / "root.crl", arl),
     )
     assert result.returncode == 0, result.stdout
@@ -122,8 +137,11 @@ def test_subscriber_crl_refuses_a_year(ec_pki, now):
     this_update = now()
     with pytest.raises(ValueError, match="at most 10 days"):
         crl.crl_builder(
-            issuer_certificate=ec_pki.issuing, entries=[], crl_number=1,
-            this_update=this_update, next_update=this_update + timedelta(days=365),
+            issuer_certificate=ec_pki.issuing,
+            entries=[],
+            crl_number=1,
+            this_update=this_update,
+            next_update=this_update + timedelta(days=365),
         )
 
 
@@ -153,8 +171,11 @@ def test_crl_validation(ec_pki, now, kwargs, message):
 def test_exactly_ten_days_is_allowed(ec_pki, now):
     this_update = now()
     crl.crl_builder(
-        issuer_certificate=ec_pki.issuing, entries=[], crl_number=1,
-        this_update=this_update, next_update=this_update + timedelta(days=10),
+        issuer_certificate=ec_pki.issuing,
+        entries=[],
+        crl_number=1,
+        this_update=this_update,
+        next_update=this_update + timedelta(days=10),
     )
 
 
@@ -173,8 +194,11 @@ def test_bad_entries(ec_pki, now, entry, message):
         entry = crl.RevokedEntry(entry.serial_number, this_update, entry.reason)
     with pytest.raises(ValueError, match=message):
         crl.crl_builder(
-            issuer_certificate=ec_pki.issuing, entries=[entry], crl_number=1,
-            this_update=this_update, next_update=this_update + timedelta(days=7),
+            issuer_certificate=ec_pki.issuing,
+            entries=[entry],
+            crl_number=1,
+            this_update=this_update,
+            next_update=this_update + timedelta(days=7),
         )
 
 
@@ -183,8 +207,11 @@ def test_duplicate_serials_are_refused(ec_pki, now):
     entries = [crl.RevokedEntry(9, this_update), crl.RevokedEntry(9, this_update)]
     with pytest.raises(ValueError, match="listed twice"):
         crl.crl_builder(
-            issuer_certificate=ec_pki.issuing, entries=entries, crl_number=1,
-            this_update=this_update, next_update=this_update + timedelta(days=7),
+            issuer_certificate=ec_pki.issuing,
+            entries=entries,
+            crl_number=1,
+            this_update=this_update,
+            next_update=this_update + timedelta(days=7),
         )
 
 
@@ -198,8 +225,11 @@ def test_hundred_thousand_entries(ec_pki, now):
     )
     started = time.perf_counter()
     builder = crl.crl_builder(
-        issuer_certificate=ec_pki.issuing, entries=entries, crl_number=99,
-        this_update=this_update, next_update=this_update + timedelta(days=7),
+        issuer_certificate=ec_pki.issuing,
+        entries=entries,
+        crl_number=99,
+        this_update=this_update,
+        next_update=this_update + timedelta(days=7),
     )
     revocation_list = ec_pki.backend.sign_crl(builder)
     elapsed = time.perf_counter() - started

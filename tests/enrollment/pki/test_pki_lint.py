@@ -22,8 +22,16 @@ def warnings_or_worse(findings):
 
 @pytest.mark.parametrize("chain, key_type, certificate_type", MATRIX)
 def test_issued_certificate_passes_pkilint(
-    pkis, subscriber_keys, subscriber_builder, write_pem, run_cli, venv_bin, tmp_path,
-    chain, key_type, certificate_type,
+    pkis,
+    subscriber_keys,
+    subscriber_builder,
+    write_pem,
+    run_cli,
+    venv_bin,
+    tmp_path,
+    chain,
+    key_type,
+    certificate_type,
 ):
     pki = pkis[chain]
     cert = pki.backend.sign_certificate(
@@ -56,13 +64,17 @@ def test_single_use_certificates_pass_pkilint(
 ):
     for certificate_type in profiles.CERTIFICATE_TYPES:
         cert = ec_pki.backend.sign_certificate(
-            subscriber_builder(ec_pki, subscriber_keys[key_type].public_key(), certificate_type, usage)
+            subscriber_builder(
+                ec_pki, subscriber_keys[key_type].public_key(), certificate_type, usage
+            )
         )
         assert warnings_or_worse(lint.lint_smime_certificate(cert)) == []
 
 
 @pytest.mark.parametrize("chain", ["rsa", "ec"])
-def test_root_and_issuing_ca_pass_the_chain_linter(pkis, write_pem, run_cli, venv_bin, tmp_path, chain):
+def test_root_and_issuing_ca_pass_the_chain_linter(
+    pkis, write_pem, run_cli, venv_bin, tmp_path, chain
+):
     pki = pkis[chain]
     root = write_pem(tmp_path / "root.pem", pki.root)
     issuing = write_pem(tmp_path / "issuing.pem", pki.issuing)
@@ -72,7 +84,9 @@ def test_root_and_issuing_ca_pass_the_chain_linter(pkis, write_pem, run_cli, ven
 
 
 @pytest.mark.parametrize("chain", ["rsa", "ec"])
-def test_ca_certificates_pass_the_rfc5280_linter(pkis, write_pem, run_cli, venv_bin, tmp_path, chain):
+def test_ca_certificates_pass_the_rfc5280_linter(
+    pkis, write_pem, run_cli, venv_bin, tmp_path, chain
+):
     for name in ("root", "issuing"):
         path = write_pem(tmp_path / f"{name}.pem", getattr(pkis[chain], name))
         result = run_cli(venv_bin / "lint_pkix_cert", "lint", "-s", "WARNING", path)
@@ -212,7 +226,9 @@ def test_severity_helpers():
     ]
     assert [f.severity for f in lint.blocking_findings(findings)] == ["FATAL", "ERROR"]
     assert [f.severity for f in lint.findings_at_or_above(findings, "warning")] == [
-        "FATAL", "ERROR", "WARNING",
+        "FATAL",
+        "ERROR",
+        "WARNING",
     ]
     assert len(lint.findings_at_or_above(findings, "INFO")) == 5
     with pytest.raises(ValueError, match="unknown severity"):

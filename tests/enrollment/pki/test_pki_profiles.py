@@ -89,8 +89,13 @@ def test_key_usage_per_key_type_and_usage(
     key_usage = ext(cert, x509.KeyUsage)
     assert key_usage.critical
     names = [
-        "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-        "key_agreement", "key_cert_sign", "crl_sign",
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
     ]
     assert {n for n in names if getattr(key_usage.value, n)} == expected
 
@@ -99,7 +104,11 @@ def test_sponsor_certificate_contents(ec_pki, subscriber_keys, subscriber_builde
     not_before = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
     public_key = subscriber_keys["rsa-3072"].public_key()
     builder = subscriber_builder(
-        ec_pki, public_key, not_before=not_before, validity_days=365, serial_number=0x1234567890ABCDEF
+        ec_pki,
+        public_key,
+        not_before=not_before,
+        validity_days=365,
+        serial_number=0x1234567890ABCDEF,
     )
     cert = ec_pki.backend.sign_certificate(builder)
 
@@ -107,7 +116,9 @@ def test_sponsor_certificate_contents(ec_pki, subscriber_keys, subscriber_builde
     assert cert.issuer == ec_pki.issuing.subject
     assert cert.not_valid_before_utc == not_before
     # notAfter is inclusive: exactly 365 days of validity.
-    assert cert.not_valid_after_utc - cert.not_valid_before_utc + timedelta(seconds=1) == timedelta(days=365)
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc + timedelta(seconds=1) == timedelta(
+        days=365
+    )
 
     subject = {a.oid: a.value for a in cert.subject}
     assert subject == {
@@ -129,7 +140,10 @@ def test_sponsor_certificate_contents(ec_pki, subscriber_keys, subscriber_builde
     assert [p.policy_identifier for p in policies] == [SPONSOR]
     dps = ext(cert, x509.CRLDistributionPoints).value
     assert [n.value for n in dps[0].full_name] == ["http://pki.example.com/ec/smime.crl"]
-    aia = {d.access_method: d.access_location.value for d in ext(cert, x509.AuthorityInformationAccess).value}
+    aia = {
+        d.access_method: d.access_location.value
+        for d in ext(cert, x509.AuthorityInformationAccess).value
+    }
     assert aia == {
         x509.AuthorityInformationAccessOID.CA_ISSUERS: "http://pki.example.com/ec/smime.cer",
         x509.AuthorityInformationAccessOID.OCSP: "http://ocsp.example.com/ec",
@@ -137,12 +151,16 @@ def test_sponsor_certificate_contents(ec_pki, subscriber_keys, subscriber_builde
     aki = ext(cert, x509.AuthorityKeyIdentifier).value
     assert aki.key_identifier == ext(ec_pki.issuing, x509.SubjectKeyIdentifier).value.digest
     assert aki.authority_cert_issuer is None and aki.authority_cert_serial_number is None
-    assert ext(cert, x509.SubjectKeyIdentifier).value == x509.SubjectKeyIdentifier.from_public_key(public_key)
+    assert ext(cert, x509.SubjectKeyIdentifier).value == x509.SubjectKeyIdentifier.from_public_key(
+        public_key
+    )
     with pytest.raises(x509.ExtensionNotFound):
         ext(cert, x509.BasicConstraints)
 
 
-def test_mailbox_certificate_subject_is_only_the_mailbox(ec_pki, subscriber_keys, subscriber_builder):
+def test_mailbox_certificate_subject_is_only_the_mailbox(
+    ec_pki, subscriber_keys, subscriber_builder
+):
     cert = ec_pki.backend.sign_certificate(
         subscriber_builder(
             ec_pki,
@@ -171,7 +189,9 @@ def test_random_serials_are_large_and_distinct(ec_pki, subscriber_keys, subscrib
 
 def test_no_ocsp_url_means_no_ocsp_access_description(ec_pki, subscriber_keys, subscriber_builder):
     issuer = profiles.IssuerInfo(
-        certificate=ec_pki.issuing, crl_url="http://a.example/c.crl", ca_issuers_url="http://a.example/c.cer"
+        certificate=ec_pki.issuing,
+        crl_url="http://a.example/c.crl",
+        ca_issuers_url="http://a.example/c.cer",
     )
     cert = ec_pki.backend.sign_certificate(
         subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key(), issuer=issuer)
@@ -188,7 +208,10 @@ def test_no_ocsp_url_means_no_ocsp_access_description(ec_pki, subscriber_keys, s
         ({"validity_days": 826}, "exceeds the S/MIME maximum of 825 days"),
         ({"validity_days": 0}, "at least one day"),
         ({"subscriber": profiles.Subscriber("jane.doe@example.com")}, "given name and the surname"),
-        ({"subscriber": profiles.Subscriber("jane.doe@example.com", "Jane", " ")}, "given name and the surname"),
+        (
+            {"subscriber": profiles.Subscriber("jane.doe@example.com", "Jane", " ")},
+            "given name and the surname",
+        ),
         ({"subscriber": profiles.Subscriber("", "Jane", "Doe")}, "e-mail address is empty"),
         ({"subscriber": profiles.Subscriber("jane doe@example.com", "Jane", "Doe")}, "white space"),
         ({"organization": profiles.Organization("X", "NTRUS+CA-1", "us")}, "ISO 3166-1"),
@@ -196,7 +219,10 @@ def test_no_ocsp_url_means_no_ocsp_access_description(ec_pki, subscriber_keys, s
         ({"organization": profiles.Organization("X", "NTRUS+CA-1", "USA")}, "ISO 3166-1"),
         ({"organization": profiles.Organization("X", "NTRDE-HRB1", "US")}, "does not match"),
         ({"organization": profiles.Organization("X", "1234567", "US")}, "organization identifier"),
-        ({"organization": profiles.Organization(" ", "NTRUS-1", "US")}, "organization name is empty"),
+        (
+            {"organization": profiles.Organization(" ", "NTRUS-1", "US")},
+            "organization name is empty",
+        ),
         ({"not_before": datetime(2026, 1, 1)}, "timezone-aware"),
         ({"serial_number": 0}, "serial number"),
         ({"serial_number": 2**159}, "serial number"),
@@ -209,7 +235,9 @@ def test_bad_input_is_a_readable_value_error(
         subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key(), **overrides)
 
 
-def test_global_scheme_identifiers_need_not_match_the_country(ec_pki, subscriber_keys, subscriber_builder):
+def test_global_scheme_identifiers_need_not_match_the_country(
+    ec_pki, subscriber_keys, subscriber_builder
+):
     org = profiles.Organization("X Corp", "LEIXG-5493001KJTIIGC8Y1R12", "DE")
     builder = subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key(), organization=org)
     assert builder is not None
@@ -228,7 +256,9 @@ def test_mailbox_type_ignores_the_organization(ec_pki, subscriber_keys, subscrib
 
 def test_http_urls_are_required(ec_pki, subscriber_keys, subscriber_builder):
     issuer = profiles.IssuerInfo(
-        certificate=ec_pki.issuing, crl_url="https://a.example/c.crl", ca_issuers_url="http://a.example/c.cer"
+        certificate=ec_pki.issuing,
+        crl_url="https://a.example/c.crl",
+        ca_issuers_url="http://a.example/c.cer",
     )
     with pytest.raises(ValueError, match="CRL URL must be an http:// URL"):
         subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key(), issuer=issuer)
