@@ -40,7 +40,7 @@ def home(request):
             "employee": employee,
             "requests": selectors.requests_of_user(user=request.user),
             "certificates": selectors.certificates_of_user(user=request.user),
-            "request_form": CertificateRequestForm(),
+            "request_form": CertificateRequestForm(label_suffix=""),
             "now": timezone.now(),
         },
     )

@@ -3,6 +3,7 @@
 Debian's chromium, driven by Playwright's sync API, against pytest-django's live server.
 Three people use three browser contexts (their own cookies): alice (an employee),
 approver (in the Approvers group, staff) and bob (another employee).
+E2E_SCREENSHOT_DIR=DIR keeps a copy of the screenshot of alice's home page there.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
+
+from portal_testing import PASSWORD, require_tool
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -35,25 +39,13 @@ PKCS12_PASSPHRASE = "e2e correct horse battery staple"
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="session")
-def root_conftest(request):
-    """tests/conftest.py as pytest loaded it (`from conftest import ...` depends on which
-    conftest.py was imported last, so look it up among the registered plugins)."""
-    path = Path(__file__).resolve().parent.parent / "conftest.py"
-    for plugin in request.config.pluginmanager.get_plugins():
-        plugin_file = getattr(plugin, "__file__", None)
-        if plugin_file and Path(plugin_file).resolve() == path:
-            return plugin
-    pytest.fail(f"{path} is not loaded as a conftest")
-
-
 @pytest.fixture
-def browser(root_conftest, live_server, monkeypatch):
+def browser(live_server, monkeypatch):
     """A headless Chromium; torn down before the live server and the database flush."""
     # Playwright's sync API keeps an asyncio loop in this thread; the ORM calls the test
     # makes between browser steps would otherwise raise SynchronousOnlyOperation.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    executable = CHROMIUM if Path(CHROMIUM).exists() else root_conftest.require_tool("chromium")
+    executable = CHROMIUM if Path(CHROMIUM).exists() else require_tool("chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -70,12 +62,13 @@ def new_page(browser, live_server):
     return context.new_page()
 
 
-def portal_login(page, username: str, password: str, path: str = "/login/") -> None:
-    page.goto(path)
+def portal_login(page, username: str, password: str) -> None:
+    page.goto("/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Log in").click()
+    assert urlsplit(page.url).path == "/", page.url  # home, not the login form again
 
 
 def admin_login(page, username: str, password: str) -> None:
@@ -106,19 +99,21 @@ def rfc822_names(certificate: x509.Certificate) -> list[str]:
 
 
 def public_der(key) -> bytes:
+    """SubjectPublicKeyInfo DER of a public key, or of a private key's public half."""
+    if hasattr(key, "private_bytes"):
+        key = key.public_key()
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def test_request_approve_download_in_a_browser(
-    browser, live_server, root_conftest, pki, alice, bob, approver, tmp_path
+    browser, live_server, pki, alice, bob, approver, tmp_path
 ):
     from playwright.sync_api import expect
 
     from enrollment import services
     from enrollment.models import Certificate, CertificateRequest
 
-    expect.set_options(timeout=TIMEOUT_MS)
-    password = root_conftest.PASSWORD
+    password = PASSWORD
     # The fixtures' rows are there for the live server (transactional database).
     assert pki["issuing"].pk and alice.employee.pk and approver.groups.filter(name="Approvers").exists()
     assert approver.has_perm("enrollment.approve_certificaterequest")
@@ -132,8 +127,8 @@ def test_request_approve_download_in_a_browser(
     expect(alice_page.get_by_role("link", name="Administration")).to_have_count(0)
     alice_page.get_by_label("Key type").select_option(label="ECDSA P-256")
     alice_page.get_by_label("Certificate type").select_option(label="Sponsor-validated (strict)")
-    alice_page.get_by_role("button", name="Request certificate").click()
-    alice_page.wait_for_load_state()
+    with alice_page.expect_navigation():  # the POST is done (and its redirect followed) before the ORM looks
+        alice_page.get_by_role("button", name="Request certificate").click()
 
     alice_request = CertificateRequest.objects.get(employee=alice.employee)
     assert (alice_request.key_type, alice_request.certificate_type) == ("ec-p256", "sponsor-strict")
@@ -189,27 +184,34 @@ def test_request_approve_download_in_a_browser(
     alice_page.on("download", lambda download: downloads.append(download))
     alice_page.get_by_label("Passphrase", exact=True).fill(PKCS12_PASSPHRASE)
     alice_page.get_by_label("Passphrase (again)").fill(PKCS12_PASSPHRASE + " typo")
-    alice_page.get_by_label(re.compile(r"^Compatible")).check()
+    alice_page.get_by_role("radio", name=re.compile(r"^Compatible \(3DES")).check()
     with alice_page.expect_navigation():
         alice_page.get_by_role("button", name="Download PKCS#12").click()
     expect(alice_page.get_by_text("The two passphrases differ.")).to_be_visible()
     assert downloads == []
     # The choice of format survives the error; the passphrases (password fields) do not.
-    expect(alice_page.get_by_label(re.compile(r"^Compatible"))).to_be_checked()
+    expect(alice_page.get_by_role("radio", name=re.compile(r"^Compatible \(3DES"))).to_be_checked()
     expect(alice_page.get_by_label("Passphrase", exact=True)).to_have_value("")
 
     alice_page.get_by_label("Passphrase", exact=True).fill(PKCS12_PASSPHRASE)
     alice_page.get_by_label("Passphrase (again)").fill(PKCS12_PASSPHRASE)
-    alice_page.get_by_label(re.compile(r"^Compatible")).check()
-    with alice_page.expect_download() as download_info:
+    alice_page.get_by_role("radio", name=re.compile(r"^Compatible \(3DES")).check()
+    with alice_page.expect_download() as download_info, alice_page.expect_response(
+        lambda response: response.request.method == "POST"
+    ) as response_info:
         alice_page.get_by_role("button", name="Download PKCS#12").click()
     download = download_info.value
+    headers = response_info.value.headers
+    assert headers["content-type"] == "application/x-pkcs12"
+    assert headers["content-disposition"] == 'attachment; filename="alice@example.org.p12"'
+    assert "no-store" in headers["cache-control"].split(", ")
     assert download.failure() is None
     assert download.suggested_filename == "alice@example.org.p12"
     p12_path = tmp_path / download.suggested_filename
     download.save_as(p12_path)
     data = p12_path.read_bytes()
     assert data
+    assert Certificate.objects.get(serial=serial).pickup.download_count == 1  # the refused try did not count
 
     key, certificate, chain = pkcs12.load_key_and_certificates(data, PKCS12_PASSPHRASE.encode())
     assert format(certificate.serial_number, "x") == serial
@@ -222,7 +224,7 @@ def test_request_approve_download_in_a_browser(
     }
 
     result = subprocess.run(
-        [root_conftest.require_tool("openssl"), "pkcs12", "-in", str(p12_path), "-passin", f"pass:{PKCS12_PASSPHRASE}", "-nodes"],
+        [require_tool("openssl"), "pkcs12", "-in", str(p12_path), "-passin", f"pass:{PKCS12_PASSPHRASE}", "-nodes"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -252,5 +254,8 @@ def test_request_approve_download_in_a_browser(
     expect(bob_page.get_by_role("heading", name="My certificates")).to_be_visible()
     response = bob_page.goto(f"/certificates/{serial}/pkcs12/")
     assert response is not None and response.status == 404
-    expect(bob_page.get_by_text(PKCS12_PASSPHRASE)).to_have_count(0)
+    expect(bob_page.get_by_role("button", name="Download PKCS#12")).to_have_count(0)
     assert serial not in bob_page.content()
+    # Nor her certificate files, with his session cookie.
+    for suffix in ("pem", "cer"):
+        assert bob_page.request.get(f"{live_server.url}/certificates/{serial}.{suffix}").status == 404
