@@ -23,7 +23,7 @@ from escrow.audit import audit_record
 from escrow.services import escrow_record_create, pickup_copy_create, pickup_copy_open
 
 from . import selectors, signals
-from .exceptions import InvalidState, IssuanceError, NotAllowed, PortalError, SeparationOfDuties
+from .exceptions import InvalidState, IssuanceError, NotAllowed, NotFound, PortalError, SeparationOfDuties
 from .keystore import key_backend_for, store_ca_key
 from .models import Certificate, CertificateAuthority, CertificateRequest, Employee
 from .pki import ca as pki_ca
@@ -312,7 +312,7 @@ def _pending_request_for_decision(*, request_id: int, user) -> CertificateReques
         .first()
     )
     if request is None:
-        raise InvalidState(f"There is no request #{request_id}.")
+        raise NotFound(f"There is no request #{request_id}.")
     if user.pk in (request.employee.user_id, request.submitted_by_id):
         raise SeparationOfDuties(
             f"You cannot decide request #{request.pk}: it is your own (separation of duties)."
