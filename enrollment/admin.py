@@ -135,3 +135,74 @@ class EmployeeAdmin(admin.ModelAdmin):
     search_fields = ["mail", "given_name", "surname", "user__username", "department"]
     list_filter = ["department"]
     raw_id_fields = ["user"]
+
+
+# --- Directory publication (appended with the directory publisher) ------------------------
+
+from .models import DirectoryPublication  # noqa: E402
+
+
+@admin.register(DirectoryPublication)
+class DirectoryPublicationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "certificate", "state", "attempts", "last_error_short", "next_attempt_at", "last_attempt_at", "entry_dn",
+    ]
+    list_filter = ["state"]
+    search_fields = ["certificate__serial", "certificate__mailbox", "entry_dn"]
+    list_select_related = ["certificate"]
+    readonly_fields = [
+        "certificate", "state", "entry_dn", "attempts", "last_error", "last_attempt_at", "next_attempt_at",
+        "created_at", "updated_at",
+    ]
+    actions = ["retry_selected"]
+
+    @admin.display(description="last error")
+    def last_error_short(self, obj):
+        return (obj.last_error[:100] + "…") if len(obj.last_error) > 100 else obj.last_error
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("enrollment.retry_directorypublication")
+
+    @admin.action(description="Retry publication now", permissions=["retry"])
+    def retry_selected(self, request, queryset):
+        from .directory.client import DirectoryClient
+        from .directory.services import directory_config, publication_attempt
+
+        try:
+            config = directory_config()
+        except PortalError as exc:
+            self.message_user(request, f"The directory is misconfigured: {exc.message}", messages.ERROR)
+            return
+        if config is None:
+            self.message_user(request, "No directory is configured (PORTAL_LDAP_URI is empty).", messages.ERROR)
+            return
+        publications = list(queryset.select_related("certificate").order_by("pk"))
+        with DirectoryClient(config) as client:
+            for index, publication in enumerate(publications):
+                serial = publication.certificate.serial
+                result = publication_attempt(publication=publication, connection=client, actor=request.user)
+                if result.skipped:
+                    self.message_user(
+                        request,
+                        f"Certificate {serial}: nothing to do ({result.publication.get_state_display()}).",
+                        messages.INFO,
+                    )
+                elif result.ok:
+                    row = result.publication
+                    self.message_user(
+                        request, f"Certificate {serial}: {row.get_state_display()} ({row.entry_dn}).", messages.SUCCESS
+                    )
+                else:
+                    self.message_user(
+                        request,
+                        f"Certificate {serial}: {result.operation} failed: {result.error.rstrip('.')}. "
+                        f"It is retried automatically from {result.publication.next_attempt_at:%Y-%m-%d %H:%M} UTC.",
+                        messages.ERROR,
+                    )
+                    if result.unavailable and index + 1 < len(publications):
+                        self.message_user(
+                            request,
+                            f"{len(publications) - index - 1} more not attempted: the directory cannot be used.",
+                            messages.WARNING,
+                        )
+                        break

@@ -152,3 +152,40 @@ class Certificate(models.Model):
     @cached_property
     def x509(self) -> x509.Certificate:
         return x509.load_der_x509_certificate(bytes(self.der))
+
+
+class DirectoryPublication(models.Model):
+    """Whether a certificate is on its owner's directory entry, and what is left to do there.
+
+    An outbox row: services set the wanted state (pending: publish, remove_pending:
+    unpublish) with next_attempt_at; the publishing task, the admin retry and
+    `manage.py publish_pending` carry it out and record the outcome. Failures keep the
+    row due again later (exponential backoff), so nothing is lost while the directory is down.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "publication pending"
+        PUBLISHED = "published", "published"
+        FAILED = "failed", "publication failed (retried)"
+        REMOVE_PENDING = "remove_pending", "removal pending"
+        REMOVE_FAILED = "remove_failed", "removal failed (retried)"
+        REMOVED = "removed", "removed"
+        SUPERSEDED = "superseded", "superseded by a newer certificate"
+
+    certificate = models.OneToOneField(Certificate, on_delete=models.CASCADE, related_name="directory_publication")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    entry_dn = models.CharField("directory entry", max_length=500, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Attempts at the current operation.")
+    last_error = models.TextField(blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the next attempt is due; empty once there is nothing left to do.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("retry_directorypublication", "Can retry directory publication now")]
+
+    def __str__(self) -> str:
+        return f"{self.certificate} in the directory: {self.get_state_display()}"

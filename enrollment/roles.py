@@ -22,6 +22,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "escrow.view_escrowrecord",
         "escrow.view_keyrecoveryagent",
         "escrow.view_auditevent",
+        "enrollment.view_directorypublication",
     ],
     PKI_ADMINISTRATORS: [
         "enrollment.view_certificaterequest",
@@ -35,6 +36,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "escrow.view_keyrecoveryagent",
         "escrow.change_keyrecoveryagent",
         "escrow.view_auditevent",
+        "enrollment.view_directorypublication",
+        "enrollment.retry_directorypublication",
     ],
     KEY_RECOVERY_AGENTS: [],
 }

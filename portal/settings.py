@@ -49,8 +49,12 @@ DEVELOPMENT = ENVIRONMENT == "development"
 DATA_DIR = Path(env("PORTAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 
 
-def secret(name: str) -> str:
-    """A secret from NAME or from the file named by NAME_FILE; generated in development."""
+def secret(name: str, *, generated: bool = True) -> str:
+    """A secret from NAME or from the file named by NAME_FILE.
+
+    Unset, a `generated` secret is made up in development (and required in production);
+    any other is empty.
+    """
     value = env(name)
     if value is None and env(f"{name}_FILE"):
         path = Path(env(f"{name}_FILE"))
@@ -58,8 +62,8 @@ def secret(name: str) -> str:
             value = path.read_text().strip()
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
-    if value:
-        return value
+    if value or not generated:
+        return value or ""
     if not DEVELOPMENT:
         raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set in production")
     # Development only: a generated secret kept beside the data, readable by us alone.
@@ -205,3 +209,41 @@ PORTAL_CA_PASSPHRASE = secret("PORTAL_CA_PASSPHRASE")
 # Key-encryption key of the employees' pickup copies; never stored in the database.
 PORTAL_PICKUP_KEK = secret("PORTAL_PICKUP_KEK")
 PORTAL_DEMO_PASSWORD = env("PORTAL_DEMO_PASSWORD", "correct-horse-battery")
+
+# --- Directory (LDAP / Active Directory): publishing certificates -----------------------
+# Without PORTAL_LDAP_URI there is no directory: nothing is published and no publication
+# rows are created. Presets: "openldap" (inetOrgPerson, userCertificate;binary) and
+# "activedirectory" (userCertificate, and userSMIMECertificate for Outlook). See README.md.
+
+
+def env_optional_bool(name: str) -> bool | None:
+    """None when unset, so that the preset decides."""
+    return None if env(name) is None else env_bool(name, False)
+
+
+PORTAL_LDAP_URI = env("PORTAL_LDAP_URI", "")
+PORTAL_LDAP_PRESET = (env("PORTAL_LDAP_PRESET", "openldap") or "").lower()
+if PORTAL_LDAP_PRESET not in {"openldap", "activedirectory"}:
+    raise ImproperlyConfigured("PORTAL_LDAP_PRESET must be 'openldap' or 'activedirectory'")
+PORTAL_LDAP_BIND_DN = env("PORTAL_LDAP_BIND_DN", "")
+PORTAL_LDAP_BIND_PASSWORD = secret("PORTAL_LDAP_BIND_PASSWORD", generated=False)
+PORTAL_LDAP_USER_BASE_DN = env("PORTAL_LDAP_USER_BASE_DN", "")
+# Filters: %(user)s is the username, %(mail)s the certificate's mailbox (both escaped).
+# Empty: the preset's, (uid=%(user)s) / (sAMAccountName=%(user)s) and (mail=%(mail)s).
+PORTAL_LDAP_USER_FILTER = env("PORTAL_LDAP_USER_FILTER", "")
+PORTAL_LDAP_MAIL_FILTER = env("PORTAL_LDAP_MAIL_FILTER", "")
+# Attribute names; empty: the preset's.
+PORTAL_LDAP_CERTIFICATE_ATTRIBUTE = env("PORTAL_LDAP_CERTIFICATE_ATTRIBUTE", "")
+PORTAL_LDAP_SMIME_ATTRIBUTE = env("PORTAL_LDAP_SMIME_ATTRIBUTE", "")
+# Also write userSMIMECertificate (PKCS#7 with the chain); unset: on for AD, off for OpenLDAP.
+PORTAL_LDAP_PUBLISH_SMIME_CAPABLE = env_optional_bool("PORTAL_LDAP_PUBLISH_SMIME_CAPABLE")
+PORTAL_LDAP_START_TLS = env_bool("PORTAL_LDAP_START_TLS", False)
+# CA certificates (PEM) that verify the directory's TLS certificate; empty: the system's.
+PORTAL_LDAP_CA_FILE = env("PORTAL_LDAP_CA_FILE", "")
+# Only for tests against a directory with a throwaway certificate.
+PORTAL_LDAP_TLS_VERIFY = env_bool("PORTAL_LDAP_TLS_VERIFY", True)
+PORTAL_LDAP_TIMEOUT = env_int("PORTAL_LDAP_TIMEOUT", 5)  # seconds to connect
+PORTAL_LDAP_RECEIVE_TIMEOUT = env_int("PORTAL_LDAP_RECEIVE_TIMEOUT", 10)  # seconds to wait for an answer
+# Failed attempts are retried after base, 2×base, 4×base … seconds, at most max apart.
+PORTAL_LDAP_RETRY_BASE_SECONDS = env_int("PORTAL_LDAP_RETRY_BASE_SECONDS", 60)
+PORTAL_LDAP_RETRY_MAX_SECONDS = env_int("PORTAL_LDAP_RETRY_MAX_SECONDS", 6 * 3600)

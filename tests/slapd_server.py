@@ -1,0 +1,311 @@
+"""A real OpenLDAP slapd for tests: temporary directory, free loopback ports, demo entries.
+
+Configured with a slapd.conf (mdb backend, suffix dc=example,dc=org, the core, cosine and
+inetorgperson schemas from /etc/ldap/schema), a TLS certificate of its own CA (for
+StartTLS on the ldap:// port and for the ldaps:// port), a publisher account that may
+write only the certificate attributes of ou=people, and anonymous read access, as mail
+clients expect. It runs in its own process group; stop() kills that group, start()
+brings it back on the same ports with the same data (for outage tests).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+SUFFIX = "dc=example,dc=org"
+PEOPLE_DN = f"ou=people,{SUFFIX}"
+ROOT_DN = f"cn=admin,{SUFFIX}"
+ROOT_PASSWORD = "slapd-root-password"
+PUBLISHER_DN = f"cn=portal,ou=services,{SUFFIX}"
+PUBLISHER_PASSWORD = "slapd-publisher-password"
+SCHEMAS = ("core", "cosine", "inetorgperson")
+SCHEMA_DIR = Path("/etc/ldap/schema")
+# The portal's CAs name organizationIdentifier, which OpenLDAP's schemas lack; without it
+# slapd refuses the portal's certificates (see the file).
+PORTAL_SCHEMA = Path(__file__).resolve().parent.parent / "enrollment/directory/openldap/organizationidentifier.schema"
+MODULE_DIR = Path("/usr/lib/ldap")
+PEOPLE = {
+    "alice": ("Alice", "Archer"),
+    "bob": ("Bob", "Baker"),
+}
+CERTIFICATE_ATTRIBUTES = ("userCertificate;binary", "userSMIMECertificate")
+
+
+def person_dn(uid: str) -> str:
+    return f"uid={uid},{PEOPLE_DN}"
+
+
+def find_program(name: str) -> str | None:
+    """slapd and slapadd live in /usr/sbin, which is not on every user's PATH."""
+    return shutil.which(name) or next(
+        (str(path) for path in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if path.exists()), None
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tls_material(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 / localhost."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test LDAP TLS CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_path, cert_path, key_path = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+    return ca_path, cert_path, key_path
+
+
+def _demo_ldif() -> str:
+    entries = [
+        f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example Organization\ndc: example\n",
+        f"dn: {PEOPLE_DN}\nobjectClass: organizationalUnit\nou: people\n",
+        f"dn: ou=services,{SUFFIX}\nobjectClass: organizationalUnit\nou: services\n",
+        f"dn: {PUBLISHER_DN}\nobjectClass: person\nobjectClass: simpleSecurityObject\ncn: portal\nsn: portal\n"
+        f"userPassword: {PUBLISHER_PASSWORD}\n",
+    ]
+    for uid, (given, surname) in PEOPLE.items():
+        entries.append(
+            f"dn: {person_dn(uid)}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {given} {surname}\n"
+            f"givenName: {given}\nsn: {surname}\nmail: {uid}@example.org\n"
+        )
+    return "\n".join(entries)
+
+
+class SlapdServer:
+    def __init__(self, directory: Path, *, slapd: str, slapadd: str, portal_schema: bool = True):
+        self.directory = Path(directory)
+        self.schema_files = [SCHEMA_DIR / f"{name}.schema" for name in SCHEMAS] + ([PORTAL_SCHEMA] if portal_schema else [])
+        self.slapd = slapd
+        self.slapadd = slapadd
+        self.port = 0
+        self.tls_port = 0
+        self.process: subprocess.Popen | None = None
+        self.paused = False
+        self.conf = self.directory / "slapd.conf"
+        self.log = self.directory / "slapd.log"
+        self.ca_file, self.cert_file, self.key_file = _tls_material(self.directory)
+        self._configure()
+
+    # --- set up ------------------------------------------------------------------------
+
+    def _configure(self) -> None:
+        data = self.directory / "data"
+        data.mkdir(mode=0o700)
+        includes = "\n".join(f"include {path}" for path in self.schema_files)
+        self.conf.write_text(
+            f"""{includes}
+pidfile {self.directory / "slapd.pid"}
+argsfile {self.directory / "slapd.args"}
+modulepath {MODULE_DIR}
+moduleload back_mdb
+TLSCACertificateFile {self.ca_file}
+TLSCertificateFile {self.cert_file}
+TLSCertificateKeyFile {self.key_file}
+
+database mdb
+suffix "{SUFFIX}"
+rootdn "{ROOT_DN}"
+rootpw {ROOT_PASSWORD}
+directory {data}
+maxsize 33554432
+index objectClass,uid,mail eq
+access to dn.subtree="{PEOPLE_DN}" attrs=userCertificate,userSMIMECertificate
+  by dn.exact="{PUBLISHER_DN}" write
+  by * read
+access to attrs=userPassword
+  by anonymous auth
+  by * none
+access to *
+  by * read
+"""
+        )
+        ldif = self.directory / "demo.ldif"
+        ldif.write_text(_demo_ldif())
+        subprocess.run(
+            [self.slapadd, "-q", "-f", str(self.conf), "-l", str(ldif)],
+            check=True, capture_output=True, text=True, timeout=30,
+        )
+
+    # --- run ---------------------------------------------------------------------------
+
+    @property
+    def uri(self) -> str:
+        return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldaps_uri(self) -> str:
+        return f"ldaps://127.0.0.1:{self.tls_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        """Start slapd (again); the first start picks free ports, a restart keeps them."""
+        self.resume()
+        if self.running:
+            return
+        restart = bool(self.port)
+        for _ in range(5):
+            if not restart:
+                self.port, self.tls_port = _free_port(), _free_port()
+                if self.port == self.tls_port:
+                    continue
+            with open(self.log, "ab") as log:
+                self.process = subprocess.Popen(
+                    [self.slapd, "-f", str(self.conf), "-h", f"{self.uri}/ {self.ldaps_uri}/", "-d", "0"],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                )
+            if self._wait_ready():
+                return
+            self._kill()
+            time.sleep(0.2)  # a restart waits for its port; a first start tries other ports
+        raise RuntimeError(f"slapd did not start; the end of its log:\n{self.log.read_text(errors='replace')[-3000:]}")
+
+    def _wait_ready(self, timeout: float = 15) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    pass
+                connection = self.admin_connection()
+                connection.unbind()
+                return True
+            except Exception:  # noqa: BLE001 - not answering yet
+                time.sleep(0.05)
+        return False
+
+    def _kill(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self) -> None:
+        """Stop slapd (the whole process group); start() brings it back on the same ports."""
+        self.resume()
+        self._kill()
+
+    def pause(self) -> None:
+        """Freeze slapd (SIGSTOP): connections are accepted by the kernel, nothing answers."""
+        if self.running:
+            os.killpg(self.process.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.paused and self.process is not None:
+            os.killpg(self.process.pid, signal.SIGCONT)
+        self.paused = False
+
+    # --- reading and writing as the directory administrator ------------------------------
+
+    def admin_connection(self):
+        from ldap3 import NONE, Connection, Server
+
+        server = Server(self.uri, get_info=NONE, connect_timeout=2)
+        return Connection(server, ROOT_DN, ROOT_PASSWORD, auto_bind=True, raise_exceptions=True, receive_timeout=5)
+
+    def values(self, dn: str, attribute: str) -> list[bytes]:
+        from ldap3 import BASE
+
+        connection = self.admin_connection()
+        try:
+            connection.search(dn, "(objectClass=*)", BASE, attributes=[attribute])
+            raw = connection.response[0]["raw_attributes"]
+            return next((list(v) for name, v in raw.items() if name.lower() == attribute.lower()), [])
+        finally:
+            connection.unbind()
+
+    def operational(self, dn: str, attribute: str) -> str:
+        from ldap3 import BASE
+
+        connection = self.admin_connection()
+        try:
+            connection.search(dn, "(objectClass=*)", BASE, attributes=[attribute])
+            raw = connection.response[0]["raw_attributes"].get(attribute) or [b""]
+            return raw[0].decode()
+        finally:
+            connection.unbind()
+
+    def add_values(self, dn: str, attribute: str, values: list[bytes]) -> None:
+        from ldap3 import MODIFY_ADD
+
+        connection = self.admin_connection()
+        try:
+            connection.modify(dn, {attribute: [(MODIFY_ADD, values)]})
+        finally:
+            connection.unbind()
+
+    def reset_people(self) -> None:
+        """No certificate values on any demo person."""
+        from ldap3 import MODIFY_REPLACE
+
+        connection = self.admin_connection()
+        try:
+            for uid in PEOPLE:
+                connection.modify(person_dn(uid), {name: [(MODIFY_REPLACE, [])] for name in CERTIFICATE_ATTRIBUTES})
+        finally:
+            connection.unbind()
