@@ -55,3 +55,8 @@ test: setup-dev
 # The same suite on PostgreSQL (DATABASE_URL defaults to the local server).
 test-postgres: setup-dev
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal} $(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (figures and ratios; not part of the test run). BENCH_ARGS="--count 20000" for a quick one.
+.PHONY: bench
+bench: setup
+	$(PY) bench/crl_100k.py $(BENCH_ARGS)

@@ -7,6 +7,7 @@ from django.utils.html import format_html
 
 from . import services
 from .exceptions import PortalError
+from .pki.crl import REVOCATION_REASON_NAMES
 from .models import Certificate, CertificateAuthority, CertificateRequest, Employee
 
 
@@ -31,6 +32,33 @@ def _outcome_message(exc: Exception) -> str:
 
 class RejectForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+
+class RevokeForm(forms.Form):
+    reason = forms.ChoiceField(
+        choices=[(name, name.replace("_", " ")) for name in REVOCATION_REASON_NAMES],
+        help_text="RFC 5280 reason; it is published in the CRL and OCSP responses.",
+    )
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, required=False)
+
+
+def _confirmation(modeladmin, request, queryset, *, form, title, question, action_name, submit_label):
+    """The page an action shows before it acts: what it will do, to which rows, and its form."""
+    return TemplateResponse(
+        request,
+        "admin/action_confirmation.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "question": question,
+            "opts": modeladmin.model._meta,
+            "queryset": queryset,
+            "form": form,
+            "action": action_name,
+            "button": submit_label,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        },
+    )
 
 
 @admin.register(CertificateRequest)
@@ -89,31 +117,55 @@ class CertificateRequestAdmin(ReadOnlyAdmin):
                 else:
                     self.message_user(request, f"Request #{pk} rejected.", messages.SUCCESS)
             return None
-        return TemplateResponse(
-            request,
-            "admin/enrollment/reject_confirmation.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Reject certificate requests",
-                "opts": self.model._meta,
-                "queryset": queryset,
-                "form": form,
-                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            },
+        return _confirmation(
+            self, request, queryset, form=form, title="Reject certificate requests",
+            question="Reject these requests? The reason is recorded and shown to the employee.",
+            action_name="reject_selected", submit_label="Reject",
         )
 
 
 @admin.register(Certificate)
 class CertificateAdmin(ReadOnlyAdmin):
-    list_display = ["serial", "mailbox", "employee", "key_type", "certificate_type", "status", "not_before", "not_after"]
-    list_filter = ["status", "key_type", "certificate_type", "issuer"]
+    list_display = [
+        "serial", "mailbox", "employee", "usage", "key_type", "certificate_type", "status", "not_before", "not_after",
+    ]
+    list_filter = ["status", "usage", "key_type", "certificate_type", "issuer", ("not_after", admin.DateFieldListFilter)]
     search_fields = ["serial", "mailbox", "employee__given_name", "employee__surname", "fingerprint_sha256"]
     list_select_related = ["employee"]
     exclude = ["der"]
     readonly_fields = [
-        "serial", "subject", "mailbox", "employee", "issuer", "request", "key_type", "certificate_type",
-        "not_before", "not_after", "fingerprint_sha256", "status", "revoked_at", "revocation_reason", "pem",
+        "serial", "subject", "mailbox", "employee", "issuer", "request", "usage", "key_type", "certificate_type",
+        "not_before", "not_after", "fingerprint_sha256", "status", "revoked_at", "revocation_reason", "revoked_by",
+        "revocation_comment", "pem",
     ]
+    actions = ["revoke_selected"]
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm("enrollment.revoke_certificate")
+
+    @admin.action(description="Revoke selected certificates…", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        form = RevokeForm(request.POST if "confirm" in request.POST else None)
+        if "confirm" in request.POST and form.is_valid():
+            for serial in queryset.order_by("pk").values_list("serial", flat=True):
+                try:
+                    services.certificate_revoke(
+                        serial=serial, actor=request.user, reason=form.cleaned_data["reason"],
+                        comment=form.cleaned_data["comment"],
+                    )
+                except (PortalError, ValidationError) as exc:
+                    self.message_user(request, f"{serial} not revoked: {_outcome_message(exc)}", messages.ERROR)
+                else:
+                    self.message_user(
+                        request, f"{serial} revoked ({form.cleaned_data['reason']}); the CRL is reissued.", messages.SUCCESS
+                    )
+            return None
+        return _confirmation(
+            self, request, queryset, form=form, title="Revoke certificates",
+            question="Revoke these certificates? Revocation is final: it is published in the CRL and OCSP, "
+            "and the certificates are removed from the directory.",
+            action_name="revoke_selected", submit_label="Revoke",
+        )
 
     @admin.display(description="PEM")
     def pem(self, obj):
@@ -131,10 +183,42 @@ class CertificateAuthorityAdmin(ReadOnlyAdmin):
 
 @admin.register(Employee)
 class EmployeeAdmin(admin.ModelAdmin):
-    list_display = ["mail", "given_name", "surname", "department", "user"]
+    list_display = ["mail", "given_name", "surname", "department", "user", "is_active"]
     search_fields = ["mail", "given_name", "surname", "user__username", "department"]
-    list_filter = ["department"]
+    list_filter = ["department", "user__is_active"]
     raw_id_fields = ["user"]
+    actions = ["offboard_selected"]
+
+    @admin.display(boolean=True, description="active")
+    def is_active(self, obj):
+        return obj.user.is_active
+
+    def has_offboard_permission(self, request):
+        return request.user.has_perm("enrollment.revoke_certificate")
+
+    @admin.action(description="Offboard selected employees (leavers)…", permissions=["offboard"])
+    def offboard_selected(self, request, queryset):
+        if "confirm" in request.POST:
+            for employee in queryset.select_related("user").order_by("pk"):
+                try:
+                    revoked = services.employee_offboard(user=employee.user, actor=request.user)
+                except (PortalError, ValidationError) as exc:
+                    self.message_user(request, f"{employee.mail} not offboarded: {_outcome_message(exc)}", messages.ERROR)
+                else:
+                    self.message_user(
+                        request,
+                        f"{employee.mail} offboarded: account deactivated, {len(revoked)} certificate(s) revoked; "
+                        "escrowed keys are kept for recovery.",
+                        messages.SUCCESS,
+                    )
+            return None
+        return _confirmation(
+            self, request, queryset, form=None, title="Offboard employees",
+            question="Offboard these employees? Their certificates are revoked (cessation of operation) and "
+            "removed from the directory, pending requests are withdrawn and the accounts deactivated. "
+            "Escrowed keys stay, so their mail can still be recovered.",
+            action_name="offboard_selected", submit_label="Offboard",
+        )
 
 
 # --- Directory publication (appended with the directory publisher) ------------------------

@@ -111,6 +111,15 @@ class CertificateRequest(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True, help_text="Why it was rejected, or why issuance failed.")
+    key_separation = models.BooleanField(
+        "separate signing and encryption keys",
+        default=False,
+        help_text="Issue a signing certificate (key never escrowed) and an encryption certificate (key escrowed).",
+    )
+    renewal_of = models.ForeignKey(
+        "Certificate", null=True, blank=True, on_delete=models.PROTECT, related_name="renewals",
+        help_text="The certificate this request renews.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -119,6 +128,12 @@ class CertificateRequest(models.Model):
     def __str__(self) -> str:
         return f"Request #{self.pk} for {self.employee.mail}"
 
+    @property
+    def certificate(self) -> Certificate | None:
+        """The certificate issued for this request; of a split pair, the encryption certificate."""
+        certificates = sorted(self.certificates.all(), key=lambda c: c.usage == Certificate.Usage.SIGNING)
+        return certificates[0] if certificates else None
+
 
 class Certificate(models.Model):
     class Status(models.TextChoices):
@@ -126,7 +141,16 @@ class Certificate(models.Model):
         REVOKED = "revoked"
         EXPIRED = "expired"
 
-    request = models.OneToOneField(CertificateRequest, on_delete=models.PROTECT, related_name="certificate")
+    class Usage(models.TextChoices):
+        DUAL = "dual", "signing and encryption"
+        SIGNING = "signing", "signing only (key not escrowed)"
+        ENCRYPTION = "encryption", "encryption only"
+
+    # One certificate per request, or two for a split signing/encryption pair.
+    request = models.ForeignKey(
+        CertificateRequest, on_delete=models.PROTECT, related_name="certificates", related_query_name="certificate"
+    )
+    usage = models.CharField(max_length=16, choices=Usage.choices, default=Usage.DUAL)
     employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="certificates")
     issuer = models.ForeignKey(CertificateAuthority, on_delete=models.PROTECT, related_name="certificates")
     serial = models.CharField(max_length=42, unique=True, help_text="Lower-case hex, no separators.")
@@ -140,11 +164,20 @@ class Certificate(models.Model):
     der = models.BinaryField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.VALID, db_index=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # A member name of cryptography's x509.ReasonFlags (key_compromise, superseded, ...).
     revocation_reason = models.CharField(max_length=32, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="revoked_certificates"
+    )
+    revocation_comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-not_before", "-id"]
+        permissions = [("revoke_certificate", "Can revoke certificates")]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "usage"], name="one_certificate_per_request_and_usage")
+        ]
 
     def __str__(self) -> str:
         return f"{self.mailbox} ({self.serial})"
@@ -152,6 +185,22 @@ class Certificate(models.Model):
     @cached_property
     def x509(self) -> x509.Certificate:
         return x509.load_der_x509_certificate(bytes(self.der))
+
+
+class ExpiryNotice(models.Model):
+    """An expiry reminder sent: at most one per certificate and threshold."""
+
+    certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="expiry_notices")
+    threshold_days = models.PositiveIntegerField()
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["certificate", "threshold_days"], name="one_notice_per_threshold")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.threshold_days}-day expiry notice for {self.certificate}"
 
 
 class DirectoryPublication(models.Model):

@@ -16,7 +16,7 @@ def issuing_ca() -> CertificateAuthority:
 
 
 def requests_of_user(*, user) -> QuerySet[CertificateRequest]:
-    return CertificateRequest.objects.filter(employee__user=user).select_related("certificate")
+    return CertificateRequest.objects.filter(employee__user=user).prefetch_related("certificates")
 
 
 def certificates_of_user(*, user) -> QuerySet[Certificate]:

@@ -45,7 +45,11 @@ def organization_from_settings() -> Organization:
 
 
 def issuer_info(ca: CertificateAuthority) -> IssuerInfo:
-    return IssuerInfo(certificate=ca.certificate, crl_url=ca.crl_url, ca_issuers_url=ca.certificate_url)
+    # OCSP only for what the issuing CA signs: a root's key may be offline (or absent when imported).
+    ocsp_url = f"{ca.base_url}/ocsp/{ca.slug}" if settings.PORTAL_OCSP_ENABLED and ca.is_issuing else None
+    return IssuerInfo(
+        certificate=ca.certificate, crl_url=ca.crl_url, ca_issuers_url=ca.certificate_url, ocsp_url=ocsp_url
+    )
 
 
 def _serial_hex(serial_number: int) -> str:
@@ -203,7 +207,7 @@ def crl_generate(*, ca: CertificateAuthority) -> bytes:
         pki_crl.RevokedEntry(
             serial_number=int(serial, 16),
             revocation_date=revoked_at,
-            reason=x509.ReasonFlags(reason) if reason else None,
+            reason=pki_crl.reason_from_name(reason),
         )
         for serial, revoked_at, reason in revoked.iterator(chunk_size=5000)
     )
@@ -224,12 +228,27 @@ def crl_generate(*, ca: CertificateAuthority) -> bytes:
     return bytes(ca.crl_der)
 
 
-def crl_current(*, ca: CertificateAuthority) -> bytes:
-    """The CRL to serve; reissued once a day so that it never comes near its nextUpdate."""
+def _crl_due(ca: CertificateAuthority) -> bool:
+    # Reissued once a day, so the CRL served never comes near its nextUpdate.
     refresh_after = timedelta(days=settings.PORTAL_CRL_VALIDITY_DAYS - 1)
-    if ca.crl_der and ca.crl_next_update and timezone.now() < ca.crl_next_update - refresh_after:
+    return not (ca.crl_der and ca.crl_next_update and timezone.now() < ca.crl_next_update - refresh_after)
+
+
+def crl_current(*, ca: CertificateAuthority) -> bytes:
+    """The CRL to serve, reissued first when it is due."""
+    if not _crl_due(ca):
         return bytes(ca.crl_der)
     return crl_generate(ca=ca)
+
+
+def crls_refresh() -> list[CertificateAuthority]:
+    """The periodic CRL job: reissue each CA's CRL that is due. Returns the CAs reissued."""
+    reissued = []
+    for ca in CertificateAuthority.objects.exclude(key_backend="none").order_by("pk"):
+        if _crl_due(ca):
+            crl_generate(ca=ca)
+            reissued.append(ca)
+    return reissued
 
 
 # --- Employees ----------------------------------------------------------------------------
@@ -264,6 +283,7 @@ def certificate_request_create(
     submitted_by,
     key_type: str = "rsa-3072",
     certificate_type: str = "sponsor-strict",
+    renewal_of: Certificate | None = None,
 ) -> CertificateRequest:
     if submitted_by.pk != employee.user_id and not _can_approve(submitted_by):
         raise NotAllowed("You can only request certificates for yourself.")
@@ -289,7 +309,12 @@ def certificate_request_create(
     if pending.exists():
         raise ValidationError(f"There is a pending request for {employee.mail} already (#{pending.first().pk}).")
     request = CertificateRequest(
-        employee=employee, submitted_by=submitted_by, key_type=key_type, certificate_type=certificate_type
+        employee=employee,
+        submitted_by=submitted_by,
+        key_type=key_type,
+        certificate_type=certificate_type,
+        key_separation=settings.PORTAL_KEY_SEPARATION,
+        renewal_of=renewal_of,
     )
     request.full_clean()
     request.save()
@@ -297,7 +322,13 @@ def certificate_request_create(
         action="request.created",
         actor=submitted_by,
         obj=request,
-        details={"mailbox": employee.mail, "key_type": key_type, "certificate_type": certificate_type},
+        details={
+            "mailbox": employee.mail,
+            "key_type": key_type,
+            "certificate_type": certificate_type,
+            "key_separation": request.key_separation,
+            **({"renewal_of": renewal_of.serial} if renewal_of else {}),
+        },
     )
     return request
 
@@ -355,12 +386,8 @@ def certificate_request_reject(*, request_id: int, approver, reason: str) -> Cer
 # --- Issuance -----------------------------------------------------------------------------
 
 
-@transaction.atomic
-def certificate_issue(*, request: CertificateRequest) -> Certificate:
-    """Generate the key, lint and sign the certificate, escrow the key, keep the pickup copy."""
-    if request.state != CertificateRequest.State.APPROVED:
-        raise InvalidState(f"Request #{request.pk} is {request.state}, not approved.")
-    ca = selectors.issuing_ca()
+def _certificate_sign(*, request: CertificateRequest, ca: CertificateAuthority, usage: str):
+    """Generate a key and sign a certificate for it after the pre-issuance lint. Returns (key, certificate)."""
     employee = request.employee
     key = generate_private_key(request.key_type)
     try:
@@ -372,6 +399,7 @@ def certificate_issue(*, request: CertificateRequest) -> Certificate:
             public_key=key.public_key(),
             not_before=timezone.now(),
             validity_days=settings.PORTAL_CERTIFICATE_VALIDITY_DAYS,
+            usage=usage,
         )
     except ValueError as exc:
         raise IssuanceError(f"The certificate cannot be built: {exc}") from None
@@ -382,34 +410,64 @@ def certificate_issue(*, request: CertificateRequest) -> Certificate:
             "Pre-issuance lint refused the certificate: "
             + "; ".join(f"{f.severity} {f.code}: {f.message}".strip() for f in findings)
         )
-    signed = key_backend_for(ca).sign_certificate(builder)
-    certificate = Certificate(
-        request=request,
-        employee=employee,
-        issuer=ca,
-        serial=_serial_hex(signed.serial_number),
-        subject=signed.subject.rfc4514_string(),
-        mailbox=employee.mail,
-        key_type=request.key_type,
-        certificate_type=request.certificate_type,
-        not_before=signed.not_valid_before_utc,
-        not_after=signed.not_valid_after_utc,
-        fingerprint_sha256=signed.fingerprint(hashes.SHA256()).hex(),
-        der=signed.public_bytes(Encoding.DER),
+    return key, key_backend_for(ca).sign_certificate(builder)
+
+
+@transaction.atomic
+def certificate_issue(*, request: CertificateRequest) -> Certificate:
+    """Generate the key(s), lint and sign, escrow what may be escrowed, keep the pickup copies.
+
+    One dual-use certificate, or with key separation a signing certificate whose key is
+    never escrowed (the pickup copy is its only copy) and an encryption certificate whose
+    key is. Returns the dual-use or the encryption certificate.
+    """
+    if request.state != CertificateRequest.State.APPROVED:
+        raise InvalidState(f"Request #{request.pk} is {request.state}, not approved.")
+    ca = selectors.issuing_ca()
+    employee = request.employee
+    usages = (
+        [Certificate.Usage.SIGNING, Certificate.Usage.ENCRYPTION] if request.key_separation else [Certificate.Usage.DUAL]
     )
-    certificate.full_clean()
-    certificate.save()
-    escrow_record_create(certificate=certificate, private_key=key)
-    pickup_copy_create(certificate=certificate, private_key=key)
+    issued = []
+    for usage in usages:
+        key, signed = _certificate_sign(request=request, ca=ca, usage=usage)
+        certificate = Certificate(
+            request=request,
+            employee=employee,
+            issuer=ca,
+            usage=usage,
+            serial=_serial_hex(signed.serial_number),
+            subject=signed.subject.rfc4514_string(),
+            mailbox=employee.mail,
+            key_type=request.key_type,
+            certificate_type=request.certificate_type,
+            not_before=signed.not_valid_before_utc,
+            not_after=signed.not_valid_after_utc,
+            fingerprint_sha256=signed.fingerprint(hashes.SHA256()).hex(),
+            der=signed.public_bytes(Encoding.DER),
+        )
+        certificate.full_clean()
+        certificate.save()
+        if usage != Certificate.Usage.SIGNING:
+            escrow_record_create(certificate=certificate, private_key=key)
+        pickup_copy_create(certificate=certificate, private_key=key)
+        audit_record(
+            action="certificate.issued",
+            obj=certificate,
+            details={
+                "serial": certificate.serial,
+                "request": request.pk,
+                "usage": usage,
+                "fingerprint": certificate.fingerprint_sha256,
+                "key_escrowed": usage != Certificate.Usage.SIGNING,
+            },
+        )
+        issued.append(certificate)
     request.state = CertificateRequest.State.ISSUED
     request.save(update_fields=["state"])
-    audit_record(
-        action="certificate.issued",
-        obj=certificate,
-        details={"serial": certificate.serial, "request": request.pk, "fingerprint": certificate.fingerprint_sha256},
-    )
-    signals.post_issue_certificate.send(sender=Certificate, certificate=certificate)
-    return certificate
+    for certificate in issued:
+        signals.post_issue_certificate.send(sender=Certificate, certificate=certificate)
+    return issued[-1]
 
 
 def certificate_request_fulfil(*, request: CertificateRequest) -> Certificate | None:
@@ -459,7 +517,254 @@ def certificate_pkcs12_export(*, user, serial: str, passphrase: str, fmt: str = 
         passphrase=passphrase,
         fmt=fmt,
     )
+    if certificate.usage == Certificate.Usage.SIGNING:
+        # A signing key is never escrowed: the one download is its only copy outside the
+        # employee's hands, so it does not outlive it.
+        from escrow.models import PickupCopy
+
+        PickupCopy.objects.filter(certificate=certificate).delete()
     audit_record(
-        action="certificate.pkcs12_downloaded", actor=user, obj=certificate, details={"format": fmt}
+        action="certificate.pkcs12_downloaded",
+        actor=user,
+        obj=certificate,
+        details={"format": fmt, "pickup_destroyed": certificate.usage == Certificate.Usage.SIGNING},
     )
     return certificate, bundle
+
+
+# --- Revocation ---------------------------------------------------------------------------
+
+# What an employee may say about their own certificate without an administrator.
+OWNER_REVOCATION_REASONS = ("key_compromise", "superseded")
+
+
+def _check_revocation_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if reason not in pki_crl.REVOCATION_REASON_NAMES:
+        raise ValidationError(
+            {"reason": f"Unknown revocation reason {reason!r}; choose one of {', '.join(pki_crl.REVOCATION_REASON_NAMES)}."}
+        )
+    return reason
+
+
+def _can_revoke_any(user) -> bool:
+    return user.is_active and user.has_perm("enrollment.revoke_certificate")
+
+
+@transaction.atomic
+def certificate_revoke(*, serial: str, actor, reason: str, comment: str = "") -> Certificate:
+    """Revoke for good. `actor` None is the system (command line, offboarding, expiry of a pair).
+
+    Revokers (perm enrollment.revoke_certificate) may give any reason; an owner may revoke
+    their own certificate as key_compromise or superseded; anyone else learns nothing.
+    """
+    reason = _check_revocation_reason(reason)
+    certificate = selectors.certificate_by_serial(serial=serial)
+    if actor is not None and not _can_revoke_any(actor):
+        if certificate.employee.user_id != actor.pk:
+            raise NotFound(f"No certificate with serial {serial}.")
+        if reason not in OWNER_REVOCATION_REASONS:
+            raise NotAllowed(
+                "You can revoke your own certificate for key_compromise or superseded only; "
+                "ask a PKI administrator for anything else."
+            )
+    certificate = (
+        Certificate.objects.select_for_update(of=("self",))
+        .select_related("employee__user", "issuer")
+        .get(pk=certificate.pk)
+    )
+    if certificate.status != Certificate.Status.VALID:
+        raise InvalidState(f"The certificate {certificate.serial} is {certificate.status} already; revocation is final.")
+    certificate.status = Certificate.Status.REVOKED
+    certificate.revoked_at = timezone.now().replace(microsecond=0)
+    certificate.revocation_reason = reason
+    certificate.revoked_by = actor if actor is not None and actor.is_authenticated else None
+    certificate.revocation_comment = (comment or "").strip()[:2000]
+    certificate.save(
+        update_fields=["status", "revoked_at", "revocation_reason", "revoked_by", "revocation_comment"]
+    )
+    # Nobody downloads the key of a revoked certificate; the escrowed copy stays for old mail.
+    from escrow.models import PickupCopy
+
+    PickupCopy.objects.filter(certificate=certificate).delete()
+    audit_record(
+        action="certificate.revoked",
+        actor=actor,
+        obj=certificate,
+        details={"serial": certificate.serial, "reason": reason, "comment": certificate.revocation_comment},
+    )
+    signals.post_revoke_certificate.send(sender=Certificate, certificate=certificate, actor=actor)
+    return certificate
+
+
+# --- Expiry -------------------------------------------------------------------------------
+
+
+def certificates_expire(*, now=None) -> int:
+    """Mark certificates past notAfter expired (each in its own transaction). Returns how many."""
+    now = now or timezone.now()
+    count = 0
+    due = Certificate.objects.filter(status=Certificate.Status.VALID, not_after__lte=now).values_list("pk", flat=True)
+    for pk in list(due):
+        with transaction.atomic():
+            certificate = Certificate.objects.select_for_update().filter(pk=pk, status=Certificate.Status.VALID).first()
+            if certificate is None:
+                continue
+            certificate.status = Certificate.Status.EXPIRED
+            certificate.save(update_fields=["status"])
+            audit_record(action="certificate.expired", obj=certificate, details={"serial": certificate.serial})
+            signals.post_expire_certificate.send(sender=Certificate, certificate=certificate)
+        count += 1
+    return count
+
+
+def expiry_notices_send(*, thresholds: Sequence[int] | None = None, now=None) -> int:
+    """E-mail owners whose certificate expires within a threshold, once per threshold.
+
+    A certificate first seen inside several thresholds gets one mail, for the nearest, and
+    the wider thresholds count as sent: nobody gets a "30 days left" after "7 days left".
+    """
+    from django.core.mail import send_mail
+
+    from .models import ExpiryNotice
+
+    thresholds = sorted({int(t) for t in (thresholds or settings.PORTAL_EXPIRY_NOTICE_DAYS)})
+    if not thresholds or thresholds[0] < 0:
+        raise ValidationError("Expiry thresholds are whole numbers of days, at least 0.")
+    now = now or timezone.now()
+    sent = 0
+    candidates = (
+        Certificate.objects.filter(status=Certificate.Status.VALID, not_after__gt=now)
+        .filter(not_after__lte=now + timedelta(days=thresholds[-1]))
+        .select_related("employee__user")
+        .order_by("not_after", "pk")
+    )
+    for certificate in candidates:
+        days_left = (certificate.not_after - now).total_seconds() / 86400
+        due = [t for t in thresholds if days_left <= t]
+        with transaction.atomic():
+            already = set(
+                ExpiryNotice.objects.select_for_update()
+                .filter(certificate=certificate)
+                .values_list("threshold_days", flat=True)
+            )
+            if min(due) in already:
+                continue
+            ExpiryNotice.objects.bulk_create(
+                [ExpiryNotice(certificate=certificate, threshold_days=t) for t in due if t not in already]
+            )
+            renew_url = f"{settings.PORTAL_SITE_URL}/"
+            send_mail(
+                subject=f"Your S/MIME certificate expires on {certificate.not_after:%Y-%m-%d}",
+                message=(
+                    f"Hello {certificate.employee.display_name},\n\n"
+                    f"your S/MIME certificate for {certificate.mailbox} (serial {certificate.serial}) "
+                    f"expires on {certificate.not_after:%Y-%m-%d %H:%M} UTC.\n"
+                    f"Request a renewal on the portal: {renew_url}\n\n"
+                    "Your old key stays escrowed, so mail encrypted to it stays readable.\n"
+                ),
+                from_email=None,
+                recipient_list=[certificate.mailbox],
+            )
+            audit_record(
+                action="certificate.expiry_notice_sent",
+                obj=certificate,
+                details={"serial": certificate.serial, "threshold_days": min(due)},
+            )
+        sent += 1
+    return sent
+
+
+# --- Renewal ------------------------------------------------------------------------------
+
+
+def _identity_unchanged(certificate: Certificate) -> bool:
+    """Whether a new certificate would name the same person and mailbox as `certificate`."""
+    employee = certificate.employee
+    if certificate.mailbox != employee.mail:
+        return False
+    if certificate.certificate_type != "sponsor-strict":
+        return True
+    subject = certificate.x509.subject
+
+    def name(oid) -> str:
+        values = subject.get_attributes_for_oid(oid)
+        return str(values[0].value) if values else ""
+
+    return (name(x509.NameOID.GIVEN_NAME), name(x509.NameOID.SURNAME)) == (employee.given_name, employee.surname)
+
+
+@transaction.atomic
+def certificate_renewal_request(*, serial: str, user) -> CertificateRequest:
+    """A request for a new certificate replacing `serial`, with the same key and certificate type.
+
+    Auto-approved when PORTAL_RENEWAL_AUTO_APPROVE is on and the identity is unchanged;
+    otherwise it waits for an approver like any request.
+    """
+    certificate = selectors.certificate_of_owner(user=user, serial=serial)
+    if certificate.status != Certificate.Status.VALID:
+        raise InvalidState(f"The certificate {certificate.serial} is {certificate.status}; request a new one instead.")
+    window = timedelta(days=settings.PORTAL_RENEWAL_WINDOW_DAYS)
+    if certificate.not_after - timezone.now() > window:
+        raise InvalidState(
+            f"The certificate {certificate.serial} can be renewed from "
+            f"{(certificate.not_after - window):%Y-%m-%d}, {settings.PORTAL_RENEWAL_WINDOW_DAYS} days before it expires."
+        )
+    if CertificateRequest.objects.filter(renewal_of=certificate).exclude(
+        state__in=[CertificateRequest.State.REJECTED, CertificateRequest.State.FAILED]
+    ).exists():
+        raise InvalidState(f"The certificate {certificate.serial} has been renewed already.")
+    request = certificate_request_create(
+        employee=certificate.employee,
+        submitted_by=user,
+        key_type=certificate.key_type,
+        certificate_type=certificate.certificate_type,
+        renewal_of=certificate,
+    )
+    if settings.PORTAL_RENEWAL_AUTO_APPROVE and _identity_unchanged(certificate):
+        request.state = CertificateRequest.State.APPROVED
+        request.decided_at = timezone.now()
+        request.reason = "Renewal of an unchanged identity, approved by policy."
+        request.save(update_fields=["state", "decided_at", "reason"])
+        audit_record(action="request.auto_approved", obj=request, details={"renewal_of": certificate.serial})
+        signals.post_approve_request.send(sender=CertificateRequest, request=request, approver=None)
+        request.refresh_from_db()
+    return request
+
+
+# --- Leavers ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def employee_offboard(*, user, actor=None) -> list[Certificate]:
+    """Revoke the person's certificates, withdraw pending requests, deactivate the account.
+
+    Escrow records stay: mail encrypted to the leaver must stay readable for the organization.
+    """
+    from django.contrib.auth import get_user_model
+
+    if actor is not None and not (actor.is_active and actor.has_perm("enrollment.revoke_certificate")):
+        raise NotAllowed("Only PKI administrators and approvers can offboard employees.")
+    user = get_user_model().objects.select_for_update().get(pk=user.pk)
+    if actor is not None and actor.pk == user.pk:
+        raise SeparationOfDuties("You cannot offboard yourself.")
+    revoked = [
+        certificate_revoke(serial=certificate.serial, actor=actor, reason="cessation_of_operation", comment="offboarded")
+        for certificate in Certificate.objects.filter(employee__user=user, status=Certificate.Status.VALID)
+    ]
+    withdrawn = CertificateRequest.objects.filter(employee__user=user, state=CertificateRequest.State.PENDING).update(
+        state=CertificateRequest.State.REJECTED, reason="The employee left (offboarded).", decided_at=timezone.now()
+    )
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    audit_record(
+        action="employee.offboarded",
+        actor=actor,
+        obj=user,
+        details={
+            "username": user.get_username(),
+            "revoked": [certificate.serial for certificate in revoked],
+            "pending_requests_withdrawn": withdrawn,
+        },
+    )
+    return revoked

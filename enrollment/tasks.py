@@ -1,22 +1,35 @@
-"""Background work, as plain functions that wrap services.
+"""Background work as Celery tasks, each a thin wrapper around a service.
 
-No broker yet: receivers run these in-process after the transaction commits
-(`transaction.on_commit`). Each is a thin wrapper, so a Celery `@shared_task` can wrap it
-later without changing its callers' arguments.
+With PORTAL_BROKER_URL set (Redis), tasks go to `celery -A portal worker` and the periodic
+ones are scheduled by `celery -A portal beat`; without a broker they run in the web
+process, right after the commit that asked for them. Either way the database is the
+source of truth: a task that is lost (broker down, worker killed) leaves its row due,
+and the next periodic drain, or `manage.py publish_pending`, picks it up.
 """
 
 from __future__ import annotations
 
 import logging
 
+from celery import shared_task
+
 logger = logging.getLogger(__name__)
 
 
-def directory_publication_run(*, publication_id: int) -> None:
-    """Publish or unpublish one certificate now; a failure stays recorded for publish_pending.
+def _enqueue(task, **kwargs) -> None:
+    """Send a task, never failing the caller: the outbox row or the schedule catches up."""
+    try:
+        task.apply_async(kwargs=kwargs)
+    except Exception:  # noqa: BLE001 - broker down: the periodic drain retries from the database
+        logger.warning("Could not queue %s(%s); the periodic job will pick it up", task.name, kwargs, exc_info=True)
 
-    Never raises: it runs after the commit of the request that issued (or revoked) the
-    certificate, whose outcome must not depend on the directory.
+
+@shared_task(name="enrollment.directory_publication_run", ignore_result=True)
+def directory_publication_run(*, publication_id: int) -> None:
+    """Publish or unpublish one certificate now; a failure stays recorded, due again after backoff.
+
+    Never raises: the outcome of the request that issued (or revoked) the certificate must
+    not depend on the directory.
     """
     from .directory.services import publication_attempt
     from .models import DirectoryPublication
@@ -35,8 +48,69 @@ def directory_publication_run(*, publication_id: int) -> None:
         logger.exception("Directory publication %s failed unexpectedly", publication_id)
 
 
-def directory_publications_drain() -> str:
-    """The periodic retry: attempt what is due. Returns the summary line."""
-    from .directory.services import publications_drain
+def directory_publication_run_soon(*, publication_id: int) -> None:
+    _enqueue(directory_publication_run, publication_id=publication_id)
 
-    return str(publications_drain())
+
+@shared_task(name="enrollment.directory_publications_drain", ignore_result=True)
+def directory_publications_drain() -> str:
+    """The periodic retry: attempt what is due (exponential backoff per row). Returns the summary line."""
+    from .directory.services import directory_configured, publications_drain
+
+    if not directory_configured():
+        return "no directory configured"
+    summary = str(publications_drain())
+    logger.info("publish_pending: %s", summary)
+    return summary
+
+
+@shared_task(name="enrollment.ca_entry_publish", ignore_result=True)
+def ca_entry_publish(*, ca_id: int) -> None:
+    """Put the CA certificate and current CRL on the directory's CA entry, when one is configured."""
+    from .directory import services as directory_services
+    from .models import CertificateAuthority
+
+    publish = getattr(directory_services, "ca_entry_publish", None)
+    ca = CertificateAuthority.objects.filter(pk=ca_id).first()
+    if publish is None or ca is None or not directory_services.directory_configured():
+        return
+    try:
+        publish(ca=ca)
+    except Exception:  # noqa: BLE001 - the next CRL refresh publishes again
+        logger.exception("Publishing CA %s to the directory failed", ca_id)
+
+
+def ca_entry_publish_soon(*, ca_id: int) -> None:
+    _enqueue(ca_entry_publish, ca_id=ca_id)
+
+
+@shared_task(name="enrollment.crls_refresh", ignore_result=True)
+def crls_refresh() -> int:
+    """Reissue every CA's CRL that is due (daily, well before nextUpdate). Returns how many were reissued."""
+    from .services import crls_refresh as refresh
+
+    reissued = refresh()
+    for ca in reissued:
+        ca_entry_publish_soon(ca_id=ca.pk)
+    return len(reissued)
+
+
+@shared_task(name="enrollment.certificates_expire", ignore_result=True)
+def certificates_expire() -> int:
+    from .services import certificates_expire as expire
+
+    return expire()
+
+
+@shared_task(name="enrollment.expiry_notices_send", ignore_result=True)
+def expiry_notices_send() -> int:
+    from .services import expiry_notices_send as send
+
+    return send()
+
+
+@shared_task(name="escrow.pickup_copies_purge_expired", ignore_result=True)
+def pickup_copies_purge_expired() -> int:
+    from escrow.services import pickup_copies_purge_expired as purge
+
+    return purge()

@@ -7,11 +7,20 @@ deleting or inserting a row breaks the chain at that point.
 from __future__ import annotations
 
 import contextvars
+import csv
 import hashlib
+import hmac
 import json
-from collections.abc import Iterable
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import AuditEvent
@@ -43,11 +52,16 @@ def event_hash(*, timestamp, actor_id, actor_name, action, object_type, object_i
     return hashlib.sha256(content.encode()).hexdigest()
 
 
-@transaction.atomic
-def audit_record(*, action: str, actor=None, obj=None, details: dict | None = None) -> AuditEvent:
+def _lock_chain() -> None:
+    """Serialize appends (and checkpoints) until the end of the transaction; SQLite serializes writers anyway."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_ID])
+
+
+@transaction.atomic
+def audit_record(*, action: str, actor=None, obj=None, details: dict | None = None) -> AuditEvent:
+    _lock_chain()
     previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
     # The database keeps microseconds at most; hash exactly what is stored.
     fields = {
@@ -64,22 +78,235 @@ def audit_record(*, action: str, actor=None, obj=None, details: dict | None = No
     return AuditEvent.objects.create(**fields, hash=event_hash(**fields))
 
 
-def audit_chain_breaks(events: Iterable[AuditEvent]) -> AuditEvent | None:
-    """The first event, in id order, whose hash or link does not match; None when intact."""
-    previous = GENESIS_HASH
+def _expected_hash(event: AuditEvent) -> str:
+    return event_hash(
+        timestamp=event.timestamp,
+        actor_id=event.actor_id,
+        actor_name=event.actor_name,
+        action=event.action,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        source_ip=event.source_ip,
+        details=event.details,
+        previous_hash=event.previous_hash,
+    )
+
+
+def audit_chain_breaks(events: Iterable[AuditEvent], *, start_hash: str = GENESIS_HASH) -> AuditEvent | None:
+    """The first event, in id order, whose hash or link does not match; None when intact.
+
+    `start_hash` is the link the first event must carry: the genesis hash for the whole
+    chain, or the first event's own previous_hash to check only a window of it.
+    """
+    previous = start_hash
     for event in events:
-        expected = event_hash(
-            timestamp=event.timestamp,
-            actor_id=event.actor_id,
-            actor_name=event.actor_name,
-            action=event.action,
-            object_type=event.object_type,
-            object_id=event.object_id,
-            source_ip=event.source_ip,
-            details=event.details,
-            previous_hash=event.previous_hash,
-        )
-        if event.previous_hash != previous or event.hash != expected:
+        if event.previous_hash != previous or event.hash != _expected_hash(event):
             return event
         previous = event.hash
     return None
+
+
+# --- Anchors: detect deletion of the newest events -----------------------------------------
+#
+# The chain cannot tell that its newest events were deleted: what is left is a valid,
+# shorter chain. An anchor records the head (last id, its hash, the number of events) at a
+# point in time, signed with HMAC-SHA256 under PORTAL_AUDIT_ANCHOR_KEY and written outside
+# the database (an append-only file, and a logger that syslog can ship off-host). Later,
+# every anchored head must still be in the chain with as many events up to it.
+
+anchor_logger = logging.getLogger("portal.audit.anchor")
+ANCHOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AuditAnchor:
+    last_id: int
+    hash: str
+    count: int
+    timestamp: str
+
+    def payload(self) -> dict:
+        return {
+            "v": ANCHOR_VERSION, "last_id": self.last_id, "hash": self.hash, "count": self.count,
+            "timestamp": self.timestamp,
+        }
+
+
+class AnchorError(ValueError):
+    """An anchor line that cannot be read or whose signature does not match."""
+
+
+def _anchor_mac(payload: dict, key: str) -> str:
+    message = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def anchor_line(anchor: AuditAnchor, *, key: str) -> str:
+    payload = anchor.payload()
+    return json.dumps({**payload, "hmac": _anchor_mac(payload, key)}, sort_keys=True, separators=(",", ":"))
+
+
+def anchor_parse(line: str, *, key: str) -> AuditAnchor:
+    try:
+        data = json.loads(line)
+        payload = {name: data[name] for name in ("v", "last_id", "hash", "count", "timestamp")}
+        mac = data["hmac"]
+    except (ValueError, KeyError, TypeError):
+        raise AnchorError("not an audit anchor") from None
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, _anchor_mac(payload, key)):
+        raise AnchorError("signature does not match (forged, altered, or signed with another key)")
+    if payload["v"] != ANCHOR_VERSION or not all(isinstance(payload[name], int) for name in ("last_id", "count")):
+        raise AnchorError("unknown anchor version or malformed fields")
+    return AuditAnchor(
+        last_id=payload["last_id"], hash=payload["hash"], count=payload["count"], timestamp=payload["timestamp"]
+    )
+
+
+def anchors_read(path, *, key: str) -> list[tuple[int, AuditAnchor | AnchorError]]:
+    """(line number, anchor or the reason it is unusable) for each non-empty line of the file."""
+    result: list[tuple[int, AuditAnchor | AnchorError]] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                result.append((number, anchor_parse(line, key=key)))
+            except AnchorError as exc:
+                result.append((number, exc))
+    return result
+
+
+@transaction.atomic
+def audit_checkpoint(*, path=None, key: str | None = None) -> AuditAnchor:
+    """Write the chain's current head as a signed anchor line to the anchor file and the log."""
+    key = key if key is not None else settings.PORTAL_AUDIT_ANCHOR_KEY
+    if not key:
+        raise ImproperlyConfigured("PORTAL_AUDIT_ANCHOR_KEY is not set")
+    path = Path(path if path is not None else settings.PORTAL_AUDIT_ANCHOR_FILE)
+    _lock_chain()  # the head and the count must belong together
+    head = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
+    last_id, head_hash = head if head is not None else (0, GENESIS_HASH)
+    anchor = AuditAnchor(
+        last_id=last_id,
+        hash=head_hash,
+        count=AuditEvent.objects.filter(id__lte=last_id).count(),
+        timestamp=timezone.now().isoformat(timespec="seconds"),
+    )
+    line = anchor_line(anchor, key=key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    anchor_logger.info("%s", line)
+    return anchor
+
+
+@dataclass
+class AuditVerification:
+    count: int = 0
+    broken: AuditEvent | None = None
+    problems: list[str] = field(default_factory=list)  # anchors that no longer hold
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None and not self.problems
+
+
+def audit_verify(
+    events: Iterable[AuditEvent], *, anchors: Iterable[tuple[int, AuditAnchor | AnchorError]] = ()
+) -> AuditVerification:
+    """One pass over the events in id order: the first broken link, and every anchor that no longer holds."""
+    anchors = list(anchors)
+    wanted = {anchor.last_id for _, anchor in anchors if isinstance(anchor, AuditAnchor)}
+    seen: dict[int, tuple[str, int]] = {}  # anchored id -> (hash, events up to and including it)
+    result = AuditVerification()
+    previous = GENESIS_HASH
+    for event in events:
+        result.count += 1
+        if result.broken is None and (event.previous_hash != previous or event.hash != _expected_hash(event)):
+            result.broken = event
+        previous = event.hash
+        if event.pk in wanted:
+            seen[event.pk] = (event.hash, result.count)
+    for number, anchor in anchors:
+        if isinstance(anchor, AnchorError):
+            result.problems.append(f"anchor line {number}: {anchor}")
+            continue
+        where = f"anchor line {number} ({anchor.timestamp}: {anchor.count} events, head #{anchor.last_id})"
+        if anchor.last_id == 0:
+            continue  # anchored an empty log: nothing can be missing from it
+        if anchor.last_id not in seen:
+            result.problems.append(f"{where}: event #{anchor.last_id} is missing; the log has {result.count} events")
+            continue
+        head_hash, count = seen[anchor.last_id]
+        if head_hash != anchor.hash:
+            result.problems.append(f"{where}: event #{anchor.last_id} has another hash than was anchored")
+        if count != anchor.count:
+            result.problems.append(f"{where}: {count} events up to #{anchor.last_id}, {anchor.count} were anchored")
+    return result
+
+
+# --- Export ---------------------------------------------------------------------------------
+
+AUDIT_EXPORT_COLUMNS = [
+    "id", "timestamp", "actor", "action", "object_type", "object_id", "source_ip", "details", "previous_hash", "hash",
+]
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+
+
+def audit_event_export_fields(event: AuditEvent) -> dict:
+    """An event as the API and the CSV show it: the stored values, the details as canonical JSON text in CSV."""
+    return {
+        "id": event.pk,
+        "timestamp": event.timestamp.isoformat(timespec="microseconds"),
+        "actor": event.actor_name,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "source_ip": event.source_ip,
+        "details": event.details,
+        "previous_hash": event.previous_hash,
+        "hash": event.hash,
+    }
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def audit_csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+    """The header and one line per event, produced as the events stream in."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(AUDIT_EXPORT_COLUMNS)
+    for event in events:
+        fields = audit_event_export_fields(event)
+        fields["details"] = json.dumps(fields["details"], sort_keys=True, ensure_ascii=False)
+        yield writer.writerow(
+            [csv_safe("" if fields[name] is None else str(fields[name])) for name in AUDIT_EXPORT_COLUMNS]
+        )
+
+
+def audit_export_csv(*, actor, events: QuerySet, via: str, filters: dict) -> Iterator[str]:
+    """Record who exported what, then stream the events (as they were before this export's own event)."""
+    head = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    audit_record(
+        action="audit.exported",
+        actor=actor,
+        details={
+            "via": via,
+            "format": "csv",
+            # What the auditor asked for, bounded: the query string is theirs to fill.
+            "filters": {
+                str(key)[:64]: str(value)[:200] for key, value in list(filters.items())[:20] if value not in (None, "")
+            },
+        },
+    )
+    return audit_csv_lines(events.filter(id__lte=head).order_by("id").iterator(chunk_size=2000))

@@ -72,7 +72,7 @@ class AuditEvent(models.Model):
     """One security-relevant event; each hashes its content and its predecessor's hash."""
 
     timestamp = models.DateTimeField(db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)  # actor_id is hashed: deactivate users, never delete them
     actor_name = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=64, db_index=True)
     object_type = models.CharField(max_length=64, blank=True)
@@ -87,3 +87,125 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action}"
+
+
+# --- Key recovery under dual control ----------------------------------------------------
+
+
+class RecoveryRequest(models.Model):
+    """A request to recover escrowed keys: one certificate's, or all of an employee's.
+
+    `employee` is always the keys' owner; with `certificate` empty the request covers all of
+    the employee's escrowed keys (the "key history"). Approvals are RecoveryDecision rows;
+    the number needed is fixed when the request is made.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        COMPLETED = "completed"
+
+    class Purpose(models.TextChoices):
+        OWN_KEY = "own-key", "the owner's own key"
+        ADMIN = "admin", "administrative recovery"
+        LEGAL_HOLD = "legal-hold", "legal hold"
+
+    certificate = models.ForeignKey(
+        "enrollment.Certificate", null=True, blank=True, on_delete=models.PROTECT, related_name="recovery_requests"
+    )
+    employee = models.ForeignKey("enrollment.Employee", on_delete=models.PROTECT, related_name="recovery_requests")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    reason = models.TextField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="recovery_requests_made"
+    )
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="recovery_requests_received"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    required_approvals = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    decided_at = models.DateTimeField(null=True, blank=True, help_text="When it was approved or rejected.")
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="recovery_requests_completed",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("request_recovery", "Can request the recovery of any employee's key"),
+            ("request_legal_hold", "Can request the recovery of any employee's key for legal hold"),
+            ("approve_recoveryrequest", "Can approve or reject key recovery requests"),
+            ("complete_recoveryrequest", "Can complete approved key recovery requests (key recovery agent)"),
+        ]
+
+    def __str__(self) -> str:
+        what = f"certificate {self.certificate.serial}" if self.certificate_id else "all escrowed keys"
+        return f"Recovery #{self.pk} of {what} of {self.employee.mail}"
+
+    @property
+    def covers_all_keys(self) -> bool:
+        return self.certificate_id is None
+
+
+class RecoveryDecision(models.Model):
+    class Decision(models.TextChoices):
+        APPROVE = "approve"
+        REJECT = "reject"
+
+    request = models.ForeignKey(RecoveryRequest, on_delete=models.CASCADE, related_name="decisions")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="recovery_decisions")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "approver"], name="one_decision_per_approver"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver} {self.decision}s recovery #{self.request_id}"
+
+
+class RecoveryPickupQuerySet(models.QuerySet):
+    def open(self):
+        """Pickups whose download window has not closed."""
+        from django.utils import timezone
+
+        return self.filter(expires_at__gt=timezone.now()).select_related("certificate", "request")
+
+
+class RecoveryPickup(models.Model):
+    """One recovered key, sealed under the pickup KEK for the request's recipient.
+
+    The associated data names the request, the certificate and the recipient, so a sealed
+    key copied to another row (another request or recipient) does not open.
+    """
+
+    request = models.ForeignKey(RecoveryRequest, on_delete=models.CASCADE, related_name="pickups")
+    certificate = models.ForeignKey("enrollment.Certificate", on_delete=models.PROTECT, related_name="recovery_pickups")
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="recovery_pickups")
+    sealed_key = models.BinaryField()
+    expires_at = models.DateTimeField()
+    download_count = models.PositiveIntegerField(default=0)
+    last_downloaded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RecoveryPickupQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-certificate__not_before", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "certificate"], name="one_pickup_per_recovered_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Recovered key of {self.certificate} for {self.recipient}"

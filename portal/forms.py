@@ -31,3 +31,13 @@ class Pkcs12DownloadForm(forms.Form):
         if cleaned.get("passphrase") and cleaned.get("passphrase") != cleaned.get("passphrase_again"):
             self.add_error("passphrase_again", "The two passphrases differ.")
         return cleaned
+
+
+class RevokeOwnForm(forms.Form):
+    reason = forms.ChoiceField(
+        choices=[
+            ("key_compromise", "My key is lost or someone else may have it"),
+            ("superseded", "I no longer use this certificate"),
+        ],
+    )
+    confirm = forms.BooleanField(label="I understand that revocation is final.")

@@ -89,6 +89,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "portal",
     "enrollment",
     "escrow",
@@ -169,17 +171,47 @@ SECURE_REFERRER_POLICY = "same-origin"
 REST_FRAMEWORK = {
     # Basic first, so that an anonymous call gets 401 with WWW-Authenticate rather than 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.BasicAuthentication",
+        "portal.authentication.BasicAuthentication",
+        "portal.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "enrollment.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    # Every list: ?page=N&page_size=M (at most 200), in a stable order.
+    "DEFAULT_PAGINATION_CLASS": "enrollment.api.pagination.PortalPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI 3 at /api/v1/schema/, Swagger UI at /api/v1/docs/ from the sidecar package (no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "S/MIME portal API",
+    "DESCRIPTION": "Enrollment, certificates, CAs, employees, directory publication, key recovery and audit. "
+    "Errors (every 4xx): {\"error\": {\"code\", \"message\", \"fields\"}}.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CertificateStatusEnum": "enrollment.models.Certificate.Status",
+        "RequestStateEnum": "enrollment.models.CertificateRequest.State",
+        "PublicationStateEnum": "enrollment.models.DirectoryPublication.State",
+    },
 }
 
 EMAIL_BACKEND = env("PORTAL_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("PORTAL_FROM_EMAIL", "pki@example.org")
+# SMTP (with PORTAL_EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend).
+EMAIL_HOST = env("PORTAL_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("PORTAL_EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("PORTAL_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = secret("PORTAL_EMAIL_HOST_PASSWORD", generated=False)
+EMAIL_USE_TLS = env_bool("PORTAL_EMAIL_USE_TLS", False)
 
 LOGGING = {
     "version": 1,
@@ -202,12 +234,45 @@ PORTAL_BASE_URL = (env("PORTAL_BASE_URL", "http://pki.example.org") or "").rstri
 PORTAL_MAIL_DOMAINS = [d.lower() for d in env_list("PORTAL_MAIL_DOMAINS")]
 PORTAL_CERTIFICATE_VALIDITY_DAYS = env_int("PORTAL_CERTIFICATE_VALIDITY_DAYS", 365)
 PORTAL_PICKUP_DAYS = env_int("PORTAL_PICKUP_DAYS", 14)
+# Key recovery: distinct approvers a recovery request needs (fixed per request when made).
+PORTAL_RECOVERY_APPROVALS = env_int("PORTAL_RECOVERY_APPROVALS", 2)
+if PORTAL_RECOVERY_APPROVALS < 1:
+    raise ImproperlyConfigured("PORTAL_RECOVERY_APPROVALS must be at least 1")
 PORTAL_CRL_VALIDITY_DAYS = env_int("PORTAL_CRL_VALIDITY_DAYS", 7)
+# OCSP responder at /ocsp/<ca>: enabled puts its URL in the AIA of new certificates.
+PORTAL_OCSP_ENABLED = env_bool("PORTAL_OCSP_ENABLED", True)
+# "delegated": a short-lived responder certificate the CA issues signs the responses; "ca": the CA key.
+PORTAL_OCSP_SIGNER = env("PORTAL_OCSP_SIGNER", "delegated")
+if PORTAL_OCSP_SIGNER not in {"delegated", "ca"}:
+    raise ImproperlyConfigured("PORTAL_OCSP_SIGNER must be 'delegated' or 'ca'")
+# nextUpdate - thisUpdate of a response; the SBR allow 8 hours to 10 days.
+PORTAL_OCSP_VALIDITY_HOURS = env_int("PORTAL_OCSP_VALIDITY_HOURS", 24)
+if not 8 <= PORTAL_OCSP_VALIDITY_HOURS <= 240:
+    raise ImproperlyConfigured("PORTAL_OCSP_VALIDITY_HOURS must be between 8 and 240")
+PORTAL_OCSP_RESPONDER_VALIDITY_DAYS = env_int("PORTAL_OCSP_RESPONDER_VALIDITY_DAYS", 30)
+if not 3 * PORTAL_OCSP_VALIDITY_HOURS <= 24 * PORTAL_OCSP_RESPONDER_VALIDITY_DAYS <= 24 * 365:
+    # Renewed with a third of its life left, it must still outlive every response it signs.
+    raise ImproperlyConfigured("PORTAL_OCSP_RESPONDER_VALIDITY_DAYS must be 1 to 365 and cover 3 response lifetimes")
+# Where employees reach the self-service pages, for links in mail.
+PORTAL_SITE_URL = (env("PORTAL_SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# Expiry reminders: days before notAfter at which the owner is mailed, once each.
+PORTAL_EXPIRY_NOTICE_DAYS = [int(days) for days in env_list("PORTAL_EXPIRY_NOTICE_DAYS") or ["30", "7", "1"]]
+# Renewal: how long before expiry an employee may renew, and whether a renewal of an
+# unchanged identity (same mailbox and names) is approved without an approver.
+PORTAL_RENEWAL_WINDOW_DAYS = env_int("PORTAL_RENEWAL_WINDOW_DAYS", 30)
+PORTAL_RENEWAL_AUTO_APPROVE = env_bool("PORTAL_RENEWAL_AUTO_APPROVE", True)
+# Key separation: a signing certificate (key never escrowed) and an encryption certificate
+# (key escrowed) per request, instead of one dual-use certificate.
+PORTAL_KEY_SEPARATION = env_bool("PORTAL_KEY_SEPARATION", False)
 PORTAL_CA_KEY_DIR = Path(env("PORTAL_CA_KEY_DIR", str(DATA_DIR / "ca"))).resolve()
 # Encrypts the CA key files; never stored in the database.
 PORTAL_CA_PASSPHRASE = secret("PORTAL_CA_PASSPHRASE")
 # Key-encryption key of the employees' pickup copies; never stored in the database.
 PORTAL_PICKUP_KEK = secret("PORTAL_PICKUP_KEK")
+# Audit log anchors (`manage.py audit_checkpoint`): HMAC key, and the append-only file they go to
+# (each also goes to the logger `portal.audit.anchor`, for syslog to ship off-host).
+PORTAL_AUDIT_ANCHOR_KEY = secret("PORTAL_AUDIT_ANCHOR_KEY")
+PORTAL_AUDIT_ANCHOR_FILE = Path(env("PORTAL_AUDIT_ANCHOR_FILE", str(DATA_DIR / "audit-anchors.jsonl"))).resolve()
 PORTAL_DEMO_PASSWORD = env("PORTAL_DEMO_PASSWORD", "correct-horse-battery")
 
 # --- Directory (LDAP / Active Directory): publishing certificates -----------------------
@@ -247,3 +312,43 @@ PORTAL_LDAP_RECEIVE_TIMEOUT = env_int("PORTAL_LDAP_RECEIVE_TIMEOUT", 10)  # seco
 # Failed attempts are retried after base, 2×base, 4×base … seconds, at most max apart.
 PORTAL_LDAP_RETRY_BASE_SECONDS = env_int("PORTAL_LDAP_RETRY_BASE_SECONDS", 60)
 PORTAL_LDAP_RETRY_MAX_SECONDS = env_int("PORTAL_LDAP_RETRY_MAX_SECONDS", 6 * 3600)
+# The CA entry that gets the issuing CA certificate and current CRL; empty: none.
+PORTAL_LDAP_CA_ENTRY_DN = env("PORTAL_LDAP_CA_ENTRY_DN", "")
+
+# --- Log-in: local accounts, and directory accounts with PORTAL_LDAP_URI (portal/ldap_auth.py)
+# Directory groups whose members get the portal role; empty: the directory does not decide it.
+PORTAL_LDAP_APPROVERS_GROUP_DN = env("PORTAL_LDAP_APPROVERS_GROUP_DN", "")
+PORTAL_LDAP_AUDITORS_GROUP_DN = env("PORTAL_LDAP_AUDITORS_GROUP_DN", "")
+PORTAL_LDAP_ADMINS_GROUP_DN = env("PORTAL_LDAP_ADMINS_GROUP_DN", "")
+# Where nested groups are searched (AD preset); empty: the dc= part of PORTAL_LDAP_USER_BASE_DN.
+PORTAL_LDAP_GROUP_BASE_DN = env("PORTAL_LDAP_GROUP_BASE_DN", "")
+from portal.ldap_auth import authentication_backends  # noqa: E402 - no models, safe here
+
+AUTHENTICATION_BACKENDS = authentication_backends(ldap_uri=PORTAL_LDAP_URI)
+
+# --- Task queue (Celery on Redis) ----------------------------------------------------------
+# With PORTAL_BROKER_URL (e.g. redis://127.0.0.1:6379/0) tasks go to `celery -A portal worker`
+# and `celery -A portal beat` runs the periodic jobs below. Without it, tasks run in the web
+# process right after the commit that asked for them, and the periodic jobs are the
+# management commands (publish_pending, refresh_crl, expire_certificates, notify_expiring,
+# purge_expired_pickups) run from cron. Nothing depends on a task arriving: the database
+# keeps what is due.
+CELERY_BROKER_URL = env("PORTAL_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+# A broker that is down must not hold up the request that queues a task.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BEAT_SCHEDULE = {
+    "directory-publications-drain": {"task": "enrollment.directory_publications_drain", "schedule": 300.0},
+    "crls-refresh": {"task": "enrollment.crls_refresh", "schedule": 3600.0},
+    "certificates-expire": {"task": "enrollment.certificates_expire", "schedule": 3600.0},
+    "expiry-notices-send": {"task": "enrollment.expiry_notices_send", "schedule": 6 * 3600.0},
+    "pickup-copies-purge": {"task": "escrow.pickup_copies_purge_expired", "schedule": 3600.0},
+    "audit-checkpoint": {"task": "escrow.audit_checkpoint", "schedule": 3600.0},
+}

@@ -8,6 +8,8 @@ portal_patterns = [
     path("", views.home, name="home"),
     path("request/", views.request_certificate, name="request"),
     path("certificates/<str:serial>/pkcs12/", views.download_pkcs12, name="pkcs12"),
+    path("certificates/<str:serial>/revoke/", views.revoke_own_certificate, name="revoke"),
+    path("certificates/<str:serial>/renew/", views.renew_certificate, name="renew"),
     path("certificates/<str:serial>.<str:fmt>", views.download_certificate, name="certificate"),
     path("ca-chain.pem", views.ca_chain, name="ca-chain"),
     path("help/install/", views.install_help, name="install"),
@@ -19,7 +21,12 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("pki/<slug:slug>.crt", views.ca_certificate, name="ca-certificate"),
     path("pki/<slug:slug>.crl", views.ca_crl, name="ca-crl"),
+    path("ocsp/", include("portal.ocsp_urls")),
     path("api/v1/", include("enrollment.api.urls")),
+    path("api/v1/", include("escrow.api.recovery_urls")),
+    path("api/v1/", include("escrow.api.audit_urls")),
+    path("recovery/", include(("escrow.urls", "escrow"))),
+    path("tokens/", include(("portal.token_urls", "tokens"))),
     path("admin/", admin.site.urls),
 ]
 

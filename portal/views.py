@@ -1,6 +1,9 @@
 """Self-service pages for employees, and the public CA files (certificate, CRL)."""
 
+from datetime import timedelta
+
 from cryptography.hazmat.primitives.serialization import Encoding
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -14,7 +17,7 @@ from enrollment import selectors, services
 from enrollment.exceptions import NotFound, PortalError
 from enrollment.models import CertificateAuthority, Employee
 
-from .forms import CertificateRequestForm, Pkcs12DownloadForm
+from .forms import CertificateRequestForm, Pkcs12DownloadForm, RevokeOwnForm
 
 
 def _employee(user) -> Employee | None:
@@ -41,7 +44,9 @@ def home(request):
             "requests": selectors.requests_of_user(user=request.user),
             "certificates": selectors.certificates_of_user(user=request.user),
             "request_form": CertificateRequestForm(label_suffix=""),
+            "revoke_form": RevokeOwnForm(label_suffix=""),
             "now": timezone.now(),
+            "renewal_from": timezone.now() + timedelta(days=settings.PORTAL_RENEWAL_WINDOW_DAYS),
         },
     )
 
@@ -64,6 +69,47 @@ def request_certificate(request):
             messages.success(request, f"Request #{created.pk} submitted. An approver will review it.")
     else:
         messages.error(request, "Choose a key type and a certificate type from the lists.")
+    return redirect("portal:home")
+
+
+def _service_error(exc) -> str:
+    return " ".join(exc.messages) if isinstance(exc, ValidationError) else exc.message
+
+
+@login_required
+@require_POST
+def revoke_own_certificate(request, serial: str):
+    form = RevokeOwnForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a reason and confirm that revocation is final.")
+        return redirect("portal:home")
+    try:
+        certificate = services.certificate_revoke(serial=serial, actor=request.user, reason=form.cleaned_data["reason"])
+    except NotFound:
+        raise Http404("No such certificate") from None
+    except (ValidationError, PortalError) as exc:
+        messages.error(request, _service_error(exc))
+    else:
+        messages.success(request, f"Certificate {certificate.serial} is revoked. Request a new one below.")
+    return redirect("portal:home")
+
+
+@login_required
+@require_POST
+def renew_certificate(request, serial: str):
+    try:
+        renewal = services.certificate_renewal_request(serial=serial, user=request.user)
+    except NotFound:
+        raise Http404("No such certificate") from None
+    except (ValidationError, PortalError) as exc:
+        messages.error(request, _service_error(exc))
+        return redirect("portal:home")
+    if renewal.state == renewal.State.ISSUED:
+        messages.success(request, f"Renewed: your new certificate {renewal.certificate.serial} is ready to download.")
+    elif renewal.state == renewal.State.FAILED:
+        messages.error(request, f"The renewal (request #{renewal.pk}) failed: {renewal.reason}")
+    else:
+        messages.success(request, f"Renewal request #{renewal.pk} submitted. An approver will review it.")
     return redirect("portal:home")
 
 

@@ -1,5 +1,9 @@
 """A real OpenLDAP slapd for tests: temporary directory, free loopback ports, demo entries.
 
+Demo entries: people (alice, bob, carol with mail; dave without) who can log in with
+DIRECTORY_PASSWORDS, role groups (groupOfNames) under ou=groups, and a CA entry (pkiCA)
+under ou=pki that the publisher account may write.
+
 Configured with a slapd.conf (mdb backend, suffix dc=example,dc=org, the core, cosine and
 inetorgperson schemas from /etc/ldap/schema), a TLS certificate of its own CA (for
 StartTLS on the ldap:// port and for the ldaps:// port), a publisher account that may
@@ -40,12 +44,40 @@ MODULE_DIR = Path("/usr/lib/ldap")
 PEOPLE = {
     "alice": ("Alice", "Archer"),
     "bob": ("Bob", "Baker"),
+    "carol": ("Carol", "Clark"),
+    "dave": ("Dave", "Dunn"),
 }
+# People whose entry has no mail attribute (they cannot be employees, but may hold a role).
+WITHOUT_MAIL = {"dave"}
+# Each person logs in with their own directory password.
+DIRECTORY_PASSWORDS = {uid: f"{uid}-directory-password" for uid in PEOPLE}
 CERTIFICATE_ATTRIBUTES = ("userCertificate;binary", "userSMIMECertificate")
+GROUPS_DN = f"ou=groups,{SUFFIX}"
+# Role groups (groupOfNames) and their demo members; groupOfNames needs one member at least.
+GROUP_MEMBERS = {"approvers": ["carol"], "auditors": ["dave"], "admins": []}
+PLACEHOLDER_MEMBER = f"cn=nobody,{SUFFIX}"
+PKI_DN = f"ou=pki,{SUFFIX}"
+CA_ENTRY_DN = f"cn=Example Issuing CA,{PKI_DN}"
+CA_ENTRY_ATTRIBUTES = ("cACertificate;binary", "certificateRevocationList;binary")
 
 
 def person_dn(uid: str) -> str:
     return f"uid={uid},{PEOPLE_DN}"
+
+
+def group_dn(name: str) -> str:
+    return f"cn=portal-{name},{GROUPS_DN}"
+
+
+def _person_attributes(uid: str) -> dict[str, list[str]]:
+    given, surname = PEOPLE[uid]
+    attributes = {"cn": [f"{given} {surname}"], "givenName": [given], "sn": [surname]}
+    attributes["mail"] = [] if uid in WITHOUT_MAIL else [f"{uid}@example.org"]
+    return attributes
+
+
+def _group_members(name: str) -> list[str]:
+    return [PLACEHOLDER_MEMBER] + [person_dn(uid) for uid in GROUP_MEMBERS[name]]
 
 
 def find_program(name: str) -> str | None:
@@ -115,12 +147,19 @@ def _demo_ldif() -> str:
         f"dn: ou=services,{SUFFIX}\nobjectClass: organizationalUnit\nou: services\n",
         f"dn: {PUBLISHER_DN}\nobjectClass: person\nobjectClass: simpleSecurityObject\ncn: portal\nsn: portal\n"
         f"userPassword: {PUBLISHER_PASSWORD}\n",
+        f"dn: {GROUPS_DN}\nobjectClass: organizationalUnit\nou: groups\n",
+        f"dn: {PKI_DN}\nobjectClass: organizationalUnit\nou: pki\n",
+        # The CA entry as a directory administrator creates it: no values yet.
+        f"dn: {CA_ENTRY_DN}\nobjectClass: applicationProcess\nobjectClass: pkiCA\ncn: Example Issuing CA\n",
     ]
-    for uid, (given, surname) in PEOPLE.items():
-        entries.append(
-            f"dn: {person_dn(uid)}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {given} {surname}\n"
-            f"givenName: {given}\nsn: {surname}\nmail: {uid}@example.org\n"
-        )
+    for uid in PEOPLE:
+        lines = [f"dn: {person_dn(uid)}", "objectClass: inetOrgPerson", f"uid: {uid}"]
+        lines += [f"{name}: {value}" for name, values in _person_attributes(uid).items() for value in values]
+        lines.append(f"userPassword: {DIRECTORY_PASSWORDS[uid]}")
+        entries.append("\n".join(lines) + "\n")
+    for name in GROUP_MEMBERS:
+        members = "".join(f"member: {member}\n" for member in _group_members(name))
+        entries.append(f"dn: {group_dn(name)}\nobjectClass: groupOfNames\ncn: portal-{name}\n{members}")
     return "\n".join(entries)
 
 
@@ -161,8 +200,11 @@ rootdn "{ROOT_DN}"
 rootpw {ROOT_PASSWORD}
 directory {data}
 maxsize 33554432
-index objectClass,uid,mail eq
+index objectClass,uid,mail,member eq
 access to dn.subtree="{PEOPLE_DN}" attrs=userCertificate,userSMIMECertificate
+  by dn.exact="{PUBLISHER_DN}" write
+  by * read
+access to dn.subtree="{PKI_DN}" attrs=cACertificate,certificateRevocationList
   by dn.exact="{PUBLISHER_DN}" write
   by * read
 access to attrs=userPassword
@@ -307,5 +349,58 @@ access to *
         try:
             for uid in PEOPLE:
                 connection.modify(person_dn(uid), {name: [(MODIFY_REPLACE, [])] for name in CERTIFICATE_ATTRIBUTES})
+        finally:
+            connection.unbind()
+
+    def replace_values(self, dn: str, attribute: str, values: list) -> None:
+        """Set an attribute of an entry to exactly `values` (none: remove it)."""
+        from ldap3 import MODIFY_REPLACE
+
+        connection = self.admin_connection()
+        try:
+            connection.modify(dn, {attribute: [(MODIFY_REPLACE, values)]})
+        finally:
+            connection.unbind()
+
+    def reset_accounts(self) -> None:
+        """The demo people's names and mail, and the demo members of the role groups."""
+        from ldap3 import MODIFY_REPLACE
+
+        connection = self.admin_connection()
+        try:
+            for uid in PEOPLE:
+                changes = {name: [(MODIFY_REPLACE, values)] for name, values in _person_attributes(uid).items()}
+                connection.modify(person_dn(uid), changes)
+            for name in GROUP_MEMBERS:
+                connection.modify(group_dn(name), {"member": [(MODIFY_REPLACE, _group_members(name))]})
+        finally:
+            connection.unbind()
+
+    def reset_ca_entry(self) -> None:
+        """The CA entry without certificate or CRL, as the directory administrator created it."""
+        from ldap3 import MODIFY_REPLACE
+
+        connection = self.admin_connection()
+        try:
+            connection.modify(CA_ENTRY_DN, {name: [(MODIFY_REPLACE, [])] for name in CA_ENTRY_ATTRIBUTES})
+        finally:
+            connection.unbind()
+
+    def add_entry(self, dn: str, object_classes: list[str], attributes: dict) -> None:
+        connection = self.admin_connection()
+        try:
+            connection.add(dn, object_classes, attributes)
+        finally:
+            connection.unbind()
+
+    def delete_entry(self, dn: str) -> None:
+        """Delete the entry if it exists."""
+        from ldap3.core.exceptions import LDAPNoSuchObjectResult
+
+        connection = self.admin_connection()
+        try:
+            connection.delete(dn)
+        except LDAPNoSuchObjectResult:
+            pass
         finally:
             connection.unbind()

@@ -46,3 +46,18 @@ def exception_handler(exc, context):
             "error": {"code": code if isinstance(code, str) else "error", "message": str(detail), "fields": {}}
         }
     return response
+
+
+def page_not_found(request, exception=None):
+    """Django's handler404: under /api/, a URL that names nothing gets the JSON error shape too.
+
+    Wire it in portal/urls.py: `handler404 = "enrollment.api.errors.page_not_found"`.
+    """
+    from django.http import JsonResponse
+    from django.views import defaults
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"error": {"code": "not_found", "message": f"Nothing is at {request.path}.", "fields": {}}}, status=404
+        )
+    return defaults.page_not_found(request, exception)

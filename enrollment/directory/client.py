@@ -191,11 +191,11 @@ class DirectoryClient:
         config = self.config
         try:
             if locator.dn:
+                where = locator.dn
                 connection = self._call(
                     f"reading {locator.dn}", "search", locator.dn, "(objectClass=*)", search_scope=BASE,
                     attributes=attributes,
                 )
-                where = locator.dn
             else:
                 search_filter = config.mail_filter % {
                     "mail": escape_filter_chars(locator.mail),

@@ -6,7 +6,7 @@ the ldap3 code in client.py and publisher.py takes the dataclass, never settings
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigurationError
@@ -22,6 +22,12 @@ class Preset:
     # Outlook reads userSMIMECertificate too; inetOrgPerson (RFC 2798) has it as well.
     smime_attribute: str
     publish_smime_capable: bool
+    # The CA entry (PORTAL_LDAP_CA_ENTRY_DN): the issuing CA certificate and its CRL.
+    ca_certificate_attribute: str
+    crl_attribute: str
+    # Log-in: how role groups hold their members (see portal/ldap_auth.py).
+    group_type: str
+    group_object_class: str
 
 
 PRESETS: dict[str, Preset] = {
@@ -33,6 +39,12 @@ PRESETS: dict[str, Preset] = {
         # Off: Thunderbird and Apple Mail read userCertificate;binary only, and OpenLDAP's
         # userSMIMECertificate has no equality rule, so values can only be rewritten whole.
         publish_smime_capable=False,
+        # pkiCA / certificationAuthority (RFC 4523): certificate syntax again, so ;binary.
+        ca_certificate_attribute="cACertificate;binary",
+        crl_attribute="certificateRevocationList;binary",
+        # groupOfNames with member DNs, checked with an LDAP compare per role group.
+        group_type="groupOfNames",
+        group_object_class="groupOfNames",
     ),
     "activedirectory": Preset(
         user_filter="(sAMAccountName=%(user)s)",
@@ -40,6 +52,11 @@ PRESETS: dict[str, Preset] = {
         certificate_attribute="userCertificate",
         smime_attribute="userSMIMECertificate",
         publish_smime_capable=True,
+        ca_certificate_attribute="cACertificate",
+        crl_attribute="certificateRevocationList",
+        # AD groups with member DNs; groups nested in a role group count too.
+        group_type="nestedActiveDirectory",
+        group_object_class="group",
     ),
 }
 
@@ -48,7 +65,7 @@ PRESETS: dict[str, Preset] = {
 class DirectoryConfig:
     uri: str
     bind_dn: str = ""
-    bind_password: str = ""
+    bind_password: str = field(default="", repr=False)  # never in logs or tracebacks
     user_base_dn: str = ""
     preset: str = "openldap"
     user_filter: str = PRESETS["openldap"].user_filter
@@ -62,6 +79,19 @@ class DirectoryConfig:
     # Whole seconds: ldap3 sets the receive timeout as a socket option that takes integers.
     connect_timeout: int = 5
     receive_timeout: int = 10
+    # Log-in (django-auth-ldap): the directory groups whose members get a portal role; empty:
+    # the directory does not decide that role. Groups are searched for under group_base_dn
+    # (empty: the dc= part of user_base_dn) when the group type needs a search (nested AD).
+    approvers_group_dn: str = ""
+    auditors_group_dn: str = ""
+    admins_group_dn: str = ""
+    group_base_dn: str = ""
+    group_type: str = PRESETS["openldap"].group_type
+    group_object_class: str = PRESETS["openldap"].group_object_class
+    # The entry that carries the issuing CA's certificate and current CRL; empty: none.
+    ca_entry_dn: str = ""
+    ca_certificate_attribute: str = PRESETS["openldap"].ca_certificate_attribute
+    crl_attribute: str = PRESETS["openldap"].crl_attribute
 
     def __post_init__(self) -> None:
         parsed = urlsplit(self.uri)
@@ -114,4 +144,13 @@ class DirectoryConfig:
             tls_verify=bool(get("PORTAL_LDAP_TLS_VERIFY", True)),
             connect_timeout=timeout,
             receive_timeout=max(1, int(get("PORTAL_LDAP_RECEIVE_TIMEOUT", 2 * timeout))),
+            approvers_group_dn=get("PORTAL_LDAP_APPROVERS_GROUP_DN", "").strip(),
+            auditors_group_dn=get("PORTAL_LDAP_AUDITORS_GROUP_DN", "").strip(),
+            admins_group_dn=get("PORTAL_LDAP_ADMINS_GROUP_DN", "").strip(),
+            group_base_dn=get("PORTAL_LDAP_GROUP_BASE_DN", "").strip(),
+            group_type=preset.group_type,
+            group_object_class=preset.group_object_class,
+            ca_entry_dn=get("PORTAL_LDAP_CA_ENTRY_DN", "").strip(),
+            ca_certificate_attribute=preset.ca_certificate_attribute,
+            crl_attribute=preset.crl_attribute,
         )

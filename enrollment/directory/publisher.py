@@ -97,6 +97,24 @@ def _is_ca(certificate: x509.Certificate) -> bool:
 IssueOrder = Callable[[x509.Certificate], tuple]
 
 
+def key_roles(certificate: x509.Certificate) -> frozenset[str]:
+    """What the certificate's key is for: signing, encryption, or both (dual use).
+
+    A newer certificate replaces an older one only when their roles overlap, so the two
+    certificates of a separate signing/encryption pair stay on the entry side by side.
+    """
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return frozenset({"signing", "encryption"})
+    roles = set()
+    if usage.digital_signature or usage.content_commitment:
+        roles.add("signing")
+    if usage.key_encipherment or usage.key_agreement:
+        roles.add("encryption")
+    return frozenset(roles or {"signing", "encryption"})
+
+
 def not_before_order(certificate: x509.Certificate) -> tuple:
     """The default issue order: notBefore (whole seconds), the serial number breaking ties."""
     return (certificate.not_valid_before_utc, certificate.serial_number)
@@ -134,11 +152,12 @@ def _plan(
     # The portal's other certificates on the entry, per attribute, with their values.
     theirs: dict[str, list[tuple[bytes, x509.Certificate]]] = {certificate_attribute: []}
     own_values: dict[str, list[bytes]] = {certificate_attribute: []}
+    own_roles = key_roles(certificate)
     for value in entry.get(certificate_attribute):
         other = _load_certificate(value)
         if value == own_der:
             own_values[certificate_attribute].append(value)
-        elif other is not None and issued_by(other, issuers):
+        elif other is not None and issued_by(other, issuers) and key_roles(other) & own_roles:
             theirs[certificate_attribute].append((value, other))
     if smime_attribute:
         theirs[smime_attribute], own_values[smime_attribute] = [], []
@@ -146,7 +165,7 @@ def _plan(
             leaf = _smime_leaf(value, issuers)
             if leaf is not None and fingerprint(leaf) == own_fingerprint:
                 own_values[smime_attribute].append(value)
-            elif leaf is not None:
+            elif leaf is not None and key_roles(leaf) & own_roles:
                 theirs[smime_attribute].append((value, leaf))
 
     keep_own = present
@@ -247,3 +266,18 @@ def unpublish(
 ) -> PublishOutcome:
     """Take `certificate` (and its userSMIMECertificate value) off the entry; nothing else."""
     return _apply(client, locator, certificate=certificate, chain=chain, issuers=issuers, present=False, order=order)
+
+
+def publish_ca(client: DirectoryClient, *, dn: str, certificate_der: bytes, crl_der: bytes) -> PublishOutcome:
+    """Make the CA entry `dn` carry exactly this CA certificate and this CRL.
+
+    The entry must exist (the directory administrator creates it, e.g. with objectClass
+    pkiCA); both attributes are replaced whole. What is there already is not written again.
+    """
+    config = client.config
+    wanted = {config.ca_certificate_attribute: [certificate_der], config.crl_attribute: [crl_der]}
+    entry = client.find_entry(EntryLocator(mail="", dn=dn), attributes=list(wanted))
+    replace = {attribute: values for attribute, values in wanted.items() if entry.get(attribute) != values}
+    if replace:
+        client.modify_values(entry.dn, replace=replace)
+    return PublishOutcome(entry_dn=entry.dn, changed=bool(replace))

@@ -9,23 +9,28 @@ afterwards, with an audit event for every attempt. Callers:
 - revocation (later): publication_schedule_removal() in its transaction, then the same task;
 - the admin's "Retry publication now" action: publication_attempt() per row;
 - `manage.py publish_pending` (cron / a periodic task): publications_drain().
+
+Also here: ca_entry_publish() (the CA certificate and CRL on PORTAL_LDAP_CA_ENTRY_DN, after
+each CRL and from `manage.py publish_ca`) and directory_user_sync() (what a directory
+log-in copies into the portal: the Employee row and the roles the directory decides).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from escrow.audit import audit_record
 
 from ..exceptions import PortalError
-from ..models import Certificate, CertificateAuthority, DirectoryPublication
+from ..models import Certificate, CertificateAuthority, DirectoryPublication, Employee
 from . import publisher
 from .client import DirectoryClient, DirectoryError, DirectoryUnavailable, EntryLocator
 from .config import DirectoryConfig
@@ -373,3 +378,149 @@ def publications_drain(
             else:
                 summary.removed += 1
     return summary
+
+
+# --- The CA entry: CA certificate and current CRL ----------------------------------------
+
+
+@dataclass
+class CaPublishOutcome:
+    ok: bool = True
+    # No directory or no PORTAL_LDAP_CA_ENTRY_DN: nothing to do.
+    skipped: bool = False
+    entry_dn: str = ""
+    changed: bool = False
+    error: str = ""
+
+    def __str__(self) -> str:
+        if self.skipped:
+            return "No CA entry is configured (PORTAL_LDAP_URI and PORTAL_LDAP_CA_ENTRY_DN)."
+        if not self.ok:
+            return self.error
+        return f"{self.entry_dn}: " + ("CA certificate and CRL written." if self.changed else "already current.")
+
+
+def ca_entry_publish(*, ca: CertificateAuthority, connection: DirectoryClient | None = None, actor=None) -> CaPublishOutcome:
+    """Put `ca`'s certificate and current CRL on the CA entry, replacing what is there.
+
+    Never raises for directory or configuration errors: they are logged and audited
+    (`directory.ca_publish_failed`) and returned; the next CRL or `manage.py publish_ca`
+    tries again. Success is audited as `directory.ca_published`.
+    """
+    from ..services import crl_current
+
+    try:
+        config = connection.config if connection is not None else directory_config()
+    except PortalError as exc:
+        return _ca_publish_failed(ca=ca, entry_dn="", error=exc.message, actor=actor)
+    if config is None or not config.ca_entry_dn:
+        return CaPublishOutcome(skipped=True)
+    ca = CertificateAuthority.objects.get(pk=ca.pk)  # the caller's copy may predate the latest CRL
+    client = connection or DirectoryClient(config)
+    try:
+        crl = crl_current(ca=ca)  # the stored CRL, or a fresh one when it is about to go stale
+        result = publisher.publish_ca(
+            client, dn=config.ca_entry_dn, certificate_der=bytes(ca.certificate_der), crl_der=bytes(crl)
+        )
+    except PortalError as exc:  # DirectoryError, or no CRL could be signed
+        return _ca_publish_failed(ca=ca, entry_dn=config.ca_entry_dn, error=exc.message, actor=actor)
+    except Exception as exc:
+        logger.exception("Publishing CA %s to %s failed unexpectedly", ca.slug, config.ca_entry_dn)
+        error = f"publishing the CA entry failed unexpectedly ({type(exc).__name__}); see the server log."
+        return _ca_publish_failed(ca=ca, entry_dn=config.ca_entry_dn, error=error, actor=actor)
+    finally:
+        if connection is None:
+            client.close()
+    ca.refresh_from_db(fields=["crl_number"])  # crl_current may have signed a new one
+    audit_record(
+        action="directory.ca_published",
+        actor=actor,
+        obj=ca,
+        details={"ca": ca.slug, "entry_dn": result.entry_dn, "changed": result.changed, "crl_number": ca.crl_number},
+    )
+    return CaPublishOutcome(entry_dn=result.entry_dn, changed=result.changed)
+
+
+def _ca_publish_failed(*, ca: CertificateAuthority, entry_dn: str, error: str, actor) -> CaPublishOutcome:
+    logger.warning("Publishing CA %s to the directory entry %s failed: %s", ca.slug, entry_dn or "(none)", error)
+    audit_record(
+        action="directory.ca_publish_failed", actor=actor, obj=ca, details={"ca": ca.slug, "entry_dn": entry_dn, "error": error}
+    )
+    return CaPublishOutcome(ok=False, entry_dn=entry_dn, error=error)
+
+
+# --- Directory log-in: what it copies into the portal -------------------------------------
+
+
+@dataclass
+class DirectoryUserSync:
+    employee: Employee | None = None
+    granted: list[str] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
+    # Why the Employee row could not be written (another employee has the mailbox, …).
+    employee_error: str = ""
+
+
+@transaction.atomic
+def directory_user_sync(
+    *, user, entry_dn: str, roles: Mapping[str, bool], mail: str = "", given_name: str = "", surname: str = ""
+) -> DirectoryUserSync:
+    """After a directory log-in: copy the entry into the Employee row and set the directory's roles.
+
+    `roles` names only the roles the directory decides (a group DN is configured for them),
+    each with whether the user is a member now: those are granted or taken away; every other
+    role (Key recovery agents, say) is left alone. A role member gets is_staff (the admin);
+    losing the last role takes it away again unless the user is a superuser. Without a mail
+    address there is no Employee row (an approver need not be an employee); an existing row
+    keeps its department.
+    """
+    from django.contrib.auth.models import Group
+
+    from ..services import employee_upsert
+
+    result = DirectoryUserSync()
+    current = set(user.groups.values_list("name", flat=True))
+    result.granted = sorted(role for role, member in roles.items() if member and role not in current)
+    result.revoked = sorted(role for role, member in roles.items() if not member and role in current)
+    if result.granted:
+        user.groups.add(*(Group.objects.get_or_create(name=role)[0] for role in result.granted))
+    if result.revoked:
+        user.groups.remove(*Group.objects.filter(name__in=result.revoked))
+    is_staff = user.is_staff
+    if any(roles.values()):
+        is_staff = True
+    elif result.revoked and not user.is_superuser and not user.groups.exists():
+        is_staff = False
+    if is_staff != user.is_staff:
+        user.is_staff = is_staff
+        user.save(update_fields=["is_staff"])
+
+    if mail:
+        existing = Employee.objects.filter(user=user).first()
+        try:
+            result.employee = employee_upsert(
+                user=user,
+                mail=mail,
+                given_name=given_name[: Employee._meta.get_field("given_name").max_length],
+                surname=surname[: Employee._meta.get_field("surname").max_length],
+                department=existing.department if existing else "",
+                directory_dn=entry_dn,
+            )
+        except ValidationError as exc:
+            result.employee = existing
+            result.employee_error = " ".join(exc.messages)
+            logger.warning(
+                "Directory log-in of %s: employee record not updated from %s: %s",
+                user.get_username(), entry_dn, result.employee_error,
+            )
+    else:
+        result.employee = Employee.objects.filter(user=user).first()
+
+    if result.granted or result.revoked:
+        audit_record(
+            action="auth.roles_changed",
+            actor=user,
+            obj=user,
+            details={"source": "directory", "entry_dn": entry_dn, "granted": result.granted, "revoked": result.revoked},
+        )
+    return result

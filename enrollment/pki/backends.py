@@ -14,6 +14,7 @@ from typing import Protocol, TypeAlias, runtime_checkable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
 
 from .keys import PrivateKey, PublicKey
 
@@ -50,6 +51,8 @@ class KeyBackend(Protocol):
         self, builder: x509.CertificateRevocationListBuilder
     ) -> x509.CertificateRevocationList: ...
 
+    def sign_ocsp_response(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse: ...
+
 
 class _PrivateKeyBackend(KeyBackend):
     """Signs with a private key object that subclasses provide."""
@@ -67,6 +70,11 @@ class _PrivateKeyBackend(KeyBackend):
     def sign_crl(
         self, builder: x509.CertificateRevocationListBuilder
     ) -> x509.CertificateRevocationList:
+        key = self._private_key()
+        return builder.sign(key, signature_hash_for(key))
+
+    def sign_ocsp_response(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
+        # The builder names the responder (CA or delegated certificate) whose key this is.
         key = self._private_key()
         return builder.sign(key, signature_hash_for(key))
 

@@ -25,6 +25,15 @@ REVOCATION_REASONS: frozenset[x509.ReasonFlags] = frozenset(
     }
 )
 ARL_REVOCATION_REASONS = REVOCATION_REASONS | {x509.ReasonFlags.ca_compromise}
+# The names services and the API accept: members of x509.ReasonFlags, and `unspecified`.
+REVOCATION_REASON_NAMES: tuple[str, ...] = ("unspecified", *sorted(reason.name for reason in REVOCATION_REASONS))
+
+
+def reason_from_name(name: str | None) -> x509.ReasonFlags | None:
+    """The CRL reason for a stored reason name; None (no reasonCode entry) for unspecified."""
+    if not name or name == "unspecified":
+        return None
+    return x509.ReasonFlags[name]
 
 
 @dataclass(frozen=True)

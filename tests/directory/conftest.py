@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portal_testing import require_tool
-from slapd_server import PEOPLE_DN, PUBLISHER_DN, PUBLISHER_PASSWORD, SlapdServer, find_program
+from slapd_server import CA_ENTRY_DN, PEOPLE_DN, PUBLISHER_DN, PUBLISHER_PASSWORD, SlapdServer, find_program, group_dn
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +44,34 @@ def ldap_settings(settings, directory):
     settings.PORTAL_LDAP_TIMEOUT = 2
     settings.PORTAL_LDAP_RECEIVE_TIMEOUT = 5
     return settings
+
+
+@pytest.fixture
+def ldap_login(db, ldap_settings, directory):
+    """Directory log-in against the test server: the role group DNs set, the demo accounts as loaded."""
+    from portal.ldap_auth import authentication_backends
+
+    directory.reset_accounts()
+    ldap_settings.PORTAL_LDAP_USER_FILTER = ""
+    ldap_settings.PORTAL_LDAP_APPROVERS_GROUP_DN = group_dn("approvers")
+    ldap_settings.PORTAL_LDAP_AUDITORS_GROUP_DN = group_dn("auditors")
+    ldap_settings.PORTAL_LDAP_ADMINS_GROUP_DN = group_dn("admins")
+    ldap_settings.PORTAL_LDAP_GROUP_BASE_DN = ""
+    # settings.py lists the backends once, from the environment; here the URI came later.
+    ldap_settings.AUTHENTICATION_BACKENDS = authentication_backends(ldap_uri=directory.uri)
+    yield ldap_settings
+    directory.start()
+    directory.reset_accounts()
+
+
+@pytest.fixture
+def ldap_ca_entry(db, ldap_settings, directory):
+    """The portal publishes its CA to the test server's CA entry (empty at the start)."""
+    directory.reset_ca_entry()
+    ldap_settings.PORTAL_LDAP_CA_ENTRY_DN = CA_ENTRY_DN
+    yield ldap_settings
+    directory.start()
+    directory.reset_ca_entry()
 
 
 @pytest.fixture

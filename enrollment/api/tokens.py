@@ -1,0 +1,95 @@
+"""API tokens in the API: create (the token is in the answer, once), list own, revoke own."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.authentication import (
+    DEFAULT_TOKEN_LIFETIME_DAYS,
+    MAX_TOKEN_LIFETIME_DAYS,
+    api_token_create,
+    api_token_revoke,
+    api_tokens_of_user,
+)
+from portal.models import ApiToken
+
+from .views import ID_PARAMETER, ListView, _body, _checked_id, errors
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    revoked = serializers.BooleanField(read_only=True)
+    expired = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at", "revoked", "expired"]
+
+
+class ApiTokenCreatedSerializer(ApiTokenSerializer):
+    token = serializers.CharField(help_text="The token itself. Shown this once; the portal keeps only its hash.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
+
+
+class ApiTokenCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(
+        max_length=100,
+        help_text="What the token is for, e.g. the script that uses it.",
+        error_messages={
+            "blank": "Give the token a name, e.g. the script or system that will use it.",
+            "required": "Give the token a name, e.g. the script or system that will use it.",
+        },
+    )
+    expires_in_days = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_TOKEN_LIFETIME_DAYS,
+        default=DEFAULT_TOKEN_LIFETIME_DAYS,
+        help_text=f"Lifetime in days (1 to {MAX_TOKEN_LIFETIME_DAYS}; default {DEFAULT_TOKEN_LIFETIME_DAYS}).",
+        error_messages={
+            "min_value": f"A token lives between 1 and {MAX_TOKEN_LIFETIME_DAYS} days.",
+            "max_value": f"A token lives between 1 and {MAX_TOKEN_LIFETIME_DAYS} days.",
+        },
+    )
+
+
+class TokenListCreateView(ListView):
+    @extend_schema(
+        summary="Your API tokens",
+        description="Your own tokens, newest first, without the secrets.",
+        responses={200: ApiTokenSerializer(many=True), **errors(401, 404)},
+    )
+    def get(self, request):
+        return self.paginated(api_tokens_of_user(user=request.user), ApiTokenSerializer)
+
+    @extend_schema(
+        summary="Create an API token",
+        description="The answer carries the token once; send it as `Authorization: Bearer <token>`. "
+        "It acts with your permissions until it expires or you revoke it.",
+        request=ApiTokenCreateSerializer,
+        responses={201: ApiTokenCreatedSerializer, **errors(400, 401)},
+    )
+    def post(self, request):
+        data = _body(ApiTokenCreateSerializer, request)
+        created = api_token_create(user=request.user, name=data["name"], expires_in_days=data["expires_in_days"])
+        body = ApiTokenSerializer(created.token).data
+        body["token"] = created.plaintext
+        response = Response(body, status=status.HTTP_201_CREATED)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class TokenDetailView(APIView):
+    @extend_schema(
+        summary="Revoke one of your API tokens",
+        description="At once and for good. Revoking a revoked token again changes nothing.",
+        request=None,
+        parameters=[OpenApiParameter("token_id", ID_PARAMETER, OpenApiParameter.PATH, description="The token's id.")],
+        responses={204: None, **errors(401, 404)},
+    )
+    def delete(self, request, token_id: int):
+        api_token_revoke(user=request.user, token_id=_checked_id(token_id, "token"))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,26 @@
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from enrollment.exceptions import PortalError
+from enrollment.services import employee_offboard
+
+
+class Command(BaseCommand):
+    help = (
+        "Offboard a leaver: revoke their certificates (cessationOfOperation), take them off the "
+        "directory, withdraw pending requests and deactivate the account. Escrowed keys stay for recovery."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+
+    def handle(self, *args, username, **options):
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"There is no user {username!r}.")
+        try:
+            revoked = employee_offboard(user=user, actor=None)
+        except PortalError as exc:
+            raise CommandError(exc.message) from None
+        serials = ", ".join(c.serial for c in revoked) or "none"
+        self.stdout.write(f"Offboarded {username}: account deactivated; certificates revoked: {serials}.")

@@ -1,0 +1,120 @@
+"""The audit log for auditors: GET only, as JSON pages or as one streamed CSV.
+
+Nobody writes through here; PUT, PATCH, POST and DELETE are 405 for everyone.
+"""
+
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+
+from enrollment.api.schema import error_responses
+from escrow import selectors
+from escrow.audit import AUDIT_EXPORT_COLUMNS, audit_export_csv
+
+from .audit_serializers import AuditEventFilterSerializer, AuditEventSerializer
+
+
+class CanReadAuditLog(BasePermission):
+    message = "Only auditors can read the audit log."
+
+    def has_permission(self, request, view) -> bool:
+        return selectors.audit_log_visible_to(user=request.user)
+
+
+class AuditCsvRenderer(BaseRenderer):
+    """Selects CSV (`?format=csv`, `Accept: text/csv`); the view streams the body itself."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        raise NotImplementedError("audit CSV is streamed by the view")
+
+
+class CsvOnly(BaseContentNegotiation):
+    """audit-events.csv is CSV whatever the client's Accept header says."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+
+
+def json_errors(*codes: int) -> dict:
+    """Errors are JSON whatever was asked for (see handle_exception)."""
+    return {(code, "application/json"): response for code, response in error_responses(*codes).items()}
+
+
+class AuditEventListView(generics.ListAPIView):
+    serializer_class = AuditEventSerializer
+    permission_classes = [IsAuthenticated, CanReadAuditLog]
+    renderer_classes = [JSONRenderer, AuditCsvRenderer]
+
+    def filters(self) -> dict:
+        serializer = AuditEventFilterSerializer(data=self.request.query_params)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def get_queryset(self):
+        return selectors.audit_event_list(**self.filters())
+
+    def handle_exception(self, exc):
+        # Errors are JSON even when CSV was asked for.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    def csv_response(self) -> StreamingHttpResponse:
+        filters = self.filters()
+        lines = audit_export_csv(
+            actor=self.request.user, events=selectors.audit_event_list(**filters), via="api", filters=filters
+        )
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        response["Content-Disposition"] = f'attachment; filename="audit-events-{stamp}.csv"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @extend_schema(
+        summary="List audit events",
+        description="Auditors only. Oldest first (id order, which is the hash chain's order), paginated; "
+        "`?format=csv` returns all matching events as one streamed CSV with the columns "
+        + ", ".join(AUDIT_EXPORT_COLUMNS)
+        + ".",
+        parameters=[AuditEventFilterSerializer],
+        responses={
+            (200, "application/json"): AuditEventSerializer(many=True),
+            (200, "text/csv"): OpenApiTypes.STR,
+            **json_errors(400, 401, 403, 404),
+        },
+    )
+    def get(self, request, *args, **kwargs):
+        if request.accepted_renderer.format == "csv":
+            return self.csv_response()
+        return self.list(request, *args, **kwargs)
+
+
+class AuditEventCsvView(AuditEventListView):
+    renderer_classes = [AuditCsvRenderer]
+    content_negotiation_class = CsvOnly
+    pagination_class = None
+
+    @extend_schema(
+        summary="Export audit events as CSV",
+        description="Auditors only. All events matching the filters, oldest first, streamed as CSV with the "
+        "columns " + ", ".join(AUDIT_EXPORT_COLUMNS) + ". Cells that a spreadsheet would run as a formula "
+        "(starting with = + - @) are prefixed with '. The export is itself recorded as an audit event.",
+        parameters=[AuditEventFilterSerializer],
+        responses={(200, "text/csv"): OpenApiTypes.STR, **json_errors(400, 401, 403)},
+    )
+    def get(self, request, *args, **kwargs):
+        return self.csv_response()

@@ -1,0 +1,81 @@
+"""Reads of the escrow app: the audit log as auditors see it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from .audit import audit_chain_breaks
+from .models import AuditEvent
+
+# The admin verifies the chain on every changelist view; beyond this many events it checks
+# the newest ones only and points at `manage.py verify_audit_log` for the whole chain.
+AUDIT_ADMIN_VERIFY_LIMIT = 5_000
+
+
+def audit_log_visible_to(*, user) -> bool:
+    """Auditors (and superusers) read the audit log; nobody else, in the admin or the API."""
+    return bool(user is not None and user.is_active and user.has_perm("escrow.view_auditevent"))
+
+
+def audit_event_list(
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    """Events in id (= chain) order. `action` ending in "." or "*" is a prefix ("recovery." or "recovery.*")."""
+    events = AuditEvent.objects.order_by("id")
+    if action:
+        if action.endswith("*"):
+            events = events.filter(action__startswith=action[:-1])
+        elif action.endswith("."):
+            events = events.filter(action__startswith=action)
+        else:
+            events = events.filter(action=action)
+    if actor:
+        events = events.filter(actor_name=actor)
+    if object_type:
+        events = events.filter(object_type=object_type)
+    if object_id:
+        events = events.filter(object_id=object_id)
+    if since is not None:
+        events = events.filter(timestamp__gte=since)
+    if until is not None:
+        events = events.filter(timestamp__lt=until)
+    return events
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    count: int
+    checked: int
+    broken_at: int | None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None
+
+    def __str__(self) -> str:
+        verdict = "intact" if self.intact else f"broken at #{self.broken_at}"
+        if self.checked < self.count:
+            return f"{verdict} (newest {self.checked} of {self.count} events; manage.py verify_audit_log checks all)"
+        return f"{verdict} ({self.count} events)"
+
+
+def audit_chain_status(*, limit: int = AUDIT_ADMIN_VERIFY_LIMIT) -> ChainStatus:
+    """Verify the chain, streaming; for a long log, the newest `limit` events and their links."""
+    count = AuditEvent.objects.count()
+    if count <= limit:
+        broken = audit_chain_breaks(AuditEvent.objects.order_by("id").iterator(chunk_size=2000))
+        return ChainStatus(count=count, checked=count, broken_at=broken.pk if broken else None)
+    first_id = AuditEvent.objects.order_by("-id").values_list("id", flat=True)[limit - 1]
+    window = AuditEvent.objects.filter(id__gte=first_id).order_by("id")
+    start = window.values_list("previous_hash", flat=True).first()
+    broken = audit_chain_breaks(window.iterator(chunk_size=2000), start_hash=start)
+    return ChainStatus(count=count, checked=limit, broken_at=broken.pk if broken else None)

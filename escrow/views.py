@@ -1,0 +1,134 @@
+"""Self-service pages: ask for your own key back, download recovered keys and the key history."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+
+from enrollment.exceptions import NotFound, PortalError
+from enrollment.models import Employee
+
+from . import recovery
+from .forms import ALL_KEYS, OwnKeyRecoveryForm, Pkcs12DownloadForm
+from .models import RecoveryRequest
+
+
+def _own_escrowed(user):
+    employee = Employee.objects.filter(user=user).first()
+    return employee, list(recovery.escrowed_certificates(employee)) if employee else []
+
+
+def _attachment(data: bytes, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _error_text(exc: Exception) -> str:
+    return " ".join(exc.messages) if isinstance(exc, ValidationError) else exc.message
+
+
+@login_required
+@never_cache
+def index(request):
+    employee, certificates = _own_escrowed(request.user)
+    # The requests about the user's own keys, and those whose keys go to them.
+    requests = (
+        RecoveryRequest.objects.filter(Q(recipient=request.user) | Q(employee__user=request.user))
+        .select_related("certificate", "employee", "requested_by", "recipient")
+        .order_by("-created_at")
+    )
+    pickups = recovery.open_pickups_of(user=request.user)
+    return render(
+        request,
+        "escrow/index.html",
+        {
+            "employee": employee,
+            "requests": requests,
+            "pickups": pickups,
+            "form": OwnKeyRecoveryForm(certificates=certificates, label_suffix="") if certificates else None,
+        },
+    )
+
+
+@login_required
+@require_POST
+def request_own(request):
+    _, certificates = _own_escrowed(request.user)
+    form = OwnKeyRecoveryForm(request.POST, certificates=certificates)
+    if not certificates:
+        messages.error(request, "You have no escrowed key to recover.")
+    elif form.is_valid():
+        choice = form.cleaned_data["certificate"]
+        try:
+            created = recovery.recovery_request_create(
+                requested_by=request.user,
+                reason=form.cleaned_data["reason"],
+                serial="" if choice == ALL_KEYS else choice,
+                employee_username=request.user.get_username() if choice == ALL_KEYS else "",
+            )
+        except (ValidationError, PortalError) as exc:
+            messages.error(request, _error_text(exc))
+        else:
+            messages.success(
+                request,
+                f"Recovery request #{created.pk} submitted. It needs {created.required_approvals} approvals; "
+                "you get a mail when your key is ready.",
+            )
+    else:
+        messages.error(request, "Choose a key and say why you need it back.")
+    return redirect("escrow:index")
+
+
+def _download(request, *, request_id: int, serial: str | None):
+    """Shared by the single-key and the key-history download pages."""
+    pickups = list(recovery.open_pickups_of(user=request.user).filter(request_id=request_id))
+    if serial is not None:
+        pickups = [pickup for pickup in pickups if pickup.certificate.serial == serial]
+    if not pickups:
+        raise Http404("No recovered key for you here")
+    form = Pkcs12DownloadForm(request.POST or None, label_suffix="")
+    if request.method == "POST" and form.is_valid():
+        try:
+            if serial is None:
+                filename, data = recovery.key_history_pkcs12_export(
+                    user=request.user, request_id=request_id,
+                    passphrase=form.cleaned_data["passphrase"], fmt=form.cleaned_data["format"],
+                )
+                return _attachment(data, "application/zip", filename)
+            filename, data = recovery.recovery_pkcs12_export(
+                user=request.user, request_id=request_id, serial=serial,
+                passphrase=form.cleaned_data["passphrase"], fmt=form.cleaned_data["format"],
+            )
+            return _attachment(data, "application/x-pkcs12", filename)
+        except NotFound:
+            raise Http404("No recovered key for you here") from None
+        except (ValidationError, PortalError) as exc:
+            form.add_error(None, _error_text(exc))
+    return render(
+        request,
+        "escrow/download.html",
+        {"pickups": pickups, "history": serial is None, "form": form, "request_id": request_id},
+    )
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("passphrase", "passphrase_again")
+@require_http_methods(["GET", "POST"])
+def download_pkcs12(request, request_id: int, serial: str):
+    return _download(request, request_id=request_id, serial=serial.lower())
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("passphrase", "passphrase_again")
+@require_http_methods(["GET", "POST"])
+def download_history(request, request_id: int):
+    return _download(request, request_id=request_id, serial=None)

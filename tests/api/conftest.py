@@ -1,0 +1,35 @@
+"""Fixtures for the API tests: the sixth role (PKI administrator), clients per role, quick issuance."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Every API call with HTTP Basic checks a password: the production hasher would take most of the run."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def pki_admin(make_user):
+    from enrollment.roles import PKI_ADMINISTRATORS
+
+    return make_user("pkiadmin", groups=[PKI_ADMINISTRATORS], given_name="Pat", surname="Administrator")
+
+
+@pytest.fixture
+def issue():
+    """Issue a certificate for `user` (ECDSA P-256: quick), approved by `approver`."""
+
+    def issue_for(user, approver, *, key_type="ec-p256", certificate_type="sponsor-strict"):
+        from enrollment import services
+
+        request = services.certificate_request_create(
+            employee=user.employee, submitted_by=user, key_type=key_type, certificate_type=certificate_type
+        )
+        request = services.certificate_request_approve(request_id=request.pk, approver=approver)
+        assert request.state == "issued", request.reason
+        return request.certificate
+
+    return issue_for

@@ -1,0 +1,70 @@
+"""Fixtures and helpers shared by the key recovery tests (imported by test_recovery_*.py and
+test_kra_*.py; this module holds no tests of its own)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from portal_testing import PASSWORD
+
+AGENT_PASSPHRASE = "agent-passphrase-7Qx!not-in-the-db"
+DOWNLOAD_PASSPHRASE = "recipient-chooses-this-9Zk"
+
+
+def spki(key_or_certificate) -> bytes:
+    public_key = key_or_certificate.public_key()
+    return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+@pytest.fixture
+def agent_user(make_user):
+    from enrollment.roles import KEY_RECOVERY_AGENTS
+
+    return make_user("agent", groups=[KEY_RECOVERY_AGENTS], given_name="Kim", surname="Agent")
+
+
+@pytest.fixture
+def pki_admin(make_user):
+    from enrollment.roles import PKI_ADMINISTRATORS
+
+    return make_user("pkiadmin", groups=[PKI_ADMINISTRATORS], given_name="Petra", surname="Admin")
+
+
+@pytest.fixture
+def agent_p12(pki) -> bytes:
+    """The test agent's certificate and key as the PKCS#12 an agent would hold."""
+    from enrollment.pki.pkcs12 import pkcs12_bundle
+
+    material = pki["material"]
+    return pkcs12_bundle(
+        key=material.kra_key, certificate=material.kra, chain=[], friendly_name="Test Key Recovery Agent",
+        passphrase=AGENT_PASSPHRASE,
+    )
+
+
+@pytest.fixture
+def approved_recovery(issued, alice, approver, approver2):
+    """alice asked for her key back; both approvers approved."""
+    from escrow import recovery
+
+    request = recovery.recovery_request_create(requested_by=alice, reason="Laptop stolen", serial=issued.serial)
+    recovery.recovery_request_approve(request_id=request.pk, approver=approver, comment="ok")
+    request = recovery.recovery_request_approve(request_id=request.pk, approver=approver2, comment="ok too")
+    assert request.status == "approved"
+    return request
+
+
+def login(client, username: str):
+    assert client.login(username=username, password=PASSWORD)
+    return client
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def csrf_free_text(content: bytes) -> str:
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", content.decode())

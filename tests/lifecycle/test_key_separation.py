@@ -1,0 +1,77 @@
+"""Separate signing and encryption certificates: both lint-clean, only the encryption key escrowed."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+
+from enrollment import services
+from enrollment.exceptions import PickupUnavailable
+from escrow.models import EscrowRecord, PickupCopy
+from escrow import cms
+
+PASSPHRASE = "a long enough passphrase"
+
+
+@pytest.fixture
+def pair(pki, alice, approver, settings):
+    settings.PORTAL_KEY_SEPARATION = True
+    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+    request = services.certificate_request_approve(request_id=request.pk, approver=approver)
+    assert request.state == "issued", request.reason
+    certificates = {c.usage: c for c in request.certificates.all()}
+    assert set(certificates) == {"signing", "encryption"}
+    return certificates
+
+
+def test_split_pair_has_one_key_usage_each_and_both_are_lint_clean(pair, pkilint):
+    signing_usage = pair["signing"].x509.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert signing_usage.digital_signature and not signing_usage.key_agreement
+    encryption_usage = pair["encryption"].x509.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert encryption_usage.key_agreement and not encryption_usage.digital_signature
+    assert pair["signing"].x509.public_key() != pair["encryption"].x509.public_key()
+    for certificate in pair.values():
+        code, output = pkilint(
+            "lint_cabf_smime_cert", certificate.x509.public_bytes(Encoding.PEM), args=("lint", "-d", "-s", "WARNING")
+        )
+        assert code == 0 and output.strip() == "", output
+
+
+def test_only_the_encryption_key_is_escrowed(pair, pki):
+    assert not EscrowRecord.objects.filter(certificate=pair["signing"]).exists()
+    record = EscrowRecord.objects.get(certificate=pair["encryption"])
+    key_der = cms.open_envelope(
+        envelope_der=bytes(record.envelope_der), certificate=pki["material"].kra, private_key=pki["material"].kra_key
+    )
+    from enrollment.pki.keys import private_key_from_der
+
+    assert private_key_from_der(key_der).public_key() == pair["encryption"].x509.public_key()
+
+
+def test_signing_key_is_gone_after_its_download(pair, alice):
+    signing = pair["signing"]
+    _, bundle = services.certificate_pkcs12_export(user=alice, serial=signing.serial, passphrase=PASSPHRASE)
+    loaded = pkcs12.load_pkcs12(bundle, PASSPHRASE.encode())
+    assert loaded.key.public_key() == signing.x509.public_key()
+    assert not PickupCopy.objects.filter(certificate=signing).exists()
+    with pytest.raises(PickupUnavailable):
+        services.certificate_pkcs12_export(user=alice, serial=signing.serial, passphrase=PASSPHRASE)
+    # Nothing anywhere can give the signing key back: no escrow, no pickup.
+    assert not EscrowRecord.objects.filter(certificate=signing).exists()
+    # The encryption key downloads as often as the window allows.
+    for _ in range(2):
+        services.certificate_pkcs12_export(user=alice, serial=pair["encryption"].serial, passphrase=PASSPHRASE)
+
+
+def test_signing_key_is_gone_when_the_window_closes_undownloaded(pair):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from escrow.services import pickup_copies_purge_expired
+
+    PickupCopy.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert pickup_copies_purge_expired() == 2
+    assert not PickupCopy.objects.exists()
+    assert EscrowRecord.objects.filter(certificate=pair["encryption"]).exists()
