@@ -9,7 +9,7 @@ PORT ?= 8000
 BUILD_PACKAGES := gcc python3-dev python3-venv libldap2-dev libsasl2-dev
 TEST_PACKAGES := openssl libnss3-tools slapd ldap-utils chromium
 
-.PHONY: run test test-postgres setup setup-dev system-packages system-test-packages clean-demo
+.PHONY: run test test-postgres setup setup-dev system-packages system-test-packages clean-demo redis redis-package
 
 define ensure_packages
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -41,7 +41,20 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 
 setup: system-packages $(VENV)/.runtime
 
-setup-dev: system-test-packages $(VENV)/.dev
+setup-dev: system-test-packages $(VENV)/.dev redis
+
+# Redis, the task queue's broker: the task-queue tests run a Celery worker on 127.0.0.1:6379.
+REDIS_UP = $(PYTHON) -c "import socket; socket.create_connection(('127.0.0.1', 6379), 2).close()" 2>/dev/null
+redis:
+	@if ! $(REDIS_UP); then \
+	  command -v redis-server >/dev/null || { $(MAKE) --no-print-directory redis-package; }; \
+	  echo "Starting redis-server on 127.0.0.1:6379"; \
+	  redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes >/dev/null; \
+	  for i in $$(seq 30); do $(REDIS_UP) && break; sleep 0.5; done; \
+	fi
+
+redis-package:
+	$(call ensure_packages,redis-server)
 
 run: setup
 	$(PY) manage.py migrate --noinput

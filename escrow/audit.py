@@ -250,8 +250,10 @@ def audit_verify(
 
 # --- Export ---------------------------------------------------------------------------------
 
+# actor_id is hashed too: with it, an outside auditor can recompute the chain from an export.
 AUDIT_EXPORT_COLUMNS = [
-    "id", "timestamp", "actor", "action", "object_type", "object_id", "source_ip", "details", "previous_hash", "hash",
+    "id", "timestamp", "actor_id", "actor", "action", "object_type", "object_id", "source_ip", "details",
+    "previous_hash", "hash",
 ]
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -266,6 +268,7 @@ def audit_event_export_fields(event: AuditEvent) -> dict:
     return {
         "id": event.pk,
         "timestamp": event.timestamp.isoformat(timespec="microseconds"),
+        "actor_id": event.actor_id,
         "actor": event.actor_name,
         "action": event.action,
         "object_type": event.object_type,

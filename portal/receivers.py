@@ -21,10 +21,21 @@ def audit_login(sender, *, request, user, **kwargs) -> None:
 
 
 def audit_login_failed(sender, *, credentials, request=None, **kwargs) -> None:
+    import hashlib
+
+    from django.contrib.auth import get_user_model
+
     from escrow.audit import audit_record
 
-    # Django masks the password in `credentials` already; record the username alone anyway.
-    audit_record(action="auth.login_failed", details={"username": str(credentials.get("username", ""))[:150]})
+    # Django masks the password in `credentials` already. A name that is no account may be a
+    # password typed into the wrong box: it is recorded only as a hash, which still shows
+    # repeated attempts with the same name.
+    username = str(credentials.get("username", ""))[:150]
+    if get_user_model().objects.filter(username=username).exists():
+        details = {"username": username}
+    else:
+        details = {"unknown_account_sha256": hashlib.sha256(username.encode()).hexdigest()[:16]}
+    audit_record(action="auth.login_failed", details=details)
 
 
 def log_directory_error(sender, *, context, exception, **kwargs) -> None:

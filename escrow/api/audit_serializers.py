@@ -70,7 +70,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "timestamp", "actor", "action", "object_type", "object_id", "source_ip", "details",
+            "id", "timestamp", "actor_id", "actor", "action", "object_type", "object_id", "source_ip", "details",
             "previous_hash", "hash",
         ]
         read_only_fields = fields

@@ -379,8 +379,20 @@ def test_logins_and_failed_logins_are_audited_without_passwords(client, ldap_log
 
 
 @pytest.mark.parametrize("url", ["/login/", "/admin/login/"])
-def test_a_failed_local_login_is_audited_too(client, db, url):
+def test_a_failed_local_login_is_audited_too(client, make_user, url):
+    make_user("somebody")
     client.post(url, {"username": "somebody", "password": "some-password"})
 
     event = AuditEvent.objects.get(action="auth.login_failed")
     assert event.details == {"username": "somebody"}
+
+
+def test_a_name_that_is_no_account_is_recorded_only_as_a_hash(client, db):
+    # People type their password into the user name box; the audit log must not keep it.
+    mistyped = "Tr0ub4dor&3-in-the-wrong-box"
+    client.post("/login/", {"username": mistyped, "password": "x"})
+    client.post("/login/", {"username": mistyped, "password": "y"})
+
+    first, second = AuditEvent.objects.filter(action="auth.login_failed").order_by("id")
+    assert mistyped not in json.dumps(first.details)
+    assert first.details == second.details and set(first.details) == {"unknown_account_sha256"}

@@ -135,6 +135,7 @@ def test_auditors_and_superusers_read_all_fields(events, request, who):
     assert row == {
         "id": events[2].pk,
         "timestamp": "2026-11-01T10:00:01.000000+00:00",
+        "actor_id": None,
         "actor": "",
         "action": "certificate.issued",
         "object_type": "enrollment.certificate",
@@ -372,3 +373,33 @@ def test_generated_queries_never_crash_and_match_the_schema(events, auditor, set
         signals.request_started.connect(close_old_connections)
         signals.request_finished.connect(close_old_connections)
     assert {200, 400} <= set(statuses), statuses
+
+
+def test_an_outside_auditor_can_recompute_the_chain_from_the_csv_alone(db, make_user, auditor):
+    import csv
+    import io
+    import json
+
+    alice = make_user("alice-csv")
+    audit_record(action="test.first", actor=alice, details={"a": 1, "text": "\u00e9t\u00e9"})
+    audit_record(action="test.second", details={"b": [1, 2]})
+    response = basic_client(auditor).get(LIST, {"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    from datetime import datetime
+
+    previous = GENESIS_HASH
+    for row in rows:
+        recomputed = event_hash(
+            timestamp=datetime.fromisoformat(row["timestamp"]),
+            actor_id=int(row["actor_id"]) if row["actor_id"] else None,
+            actor_name=row["actor"],
+            action=row["action"],
+            object_type=row["object_type"],
+            object_id=row["object_id"],
+            source_ip=row["source_ip"] or None,
+            details=json.loads(row["details"]),
+            previous_hash=row["previous_hash"],
+        )
+        assert row["previous_hash"] == previous and recomputed == row["hash"], row["id"]
+        previous = row["hash"]
+    assert len(rows) >= 2

@@ -7,4 +7,4 @@ class Command(BaseCommand):
     help = "Delete pickup copies whose download window has closed (escrow keeps the key for recovery)."
 
     def handle(self, *args, **options):
-        self.stdout.write(f"Deleted {pickup_copies_purge_expired()} expired pickup copies.")
+        self.stdout.write(f"Removed {pickup_copies_purge_expired()} expired key pickup(s), issued and recovered.")
