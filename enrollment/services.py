@@ -269,6 +269,46 @@ def employee_upsert(
     return employee
 
 
+@transaction.atomic
+def employee_create(*, actor, username: str, mail: str, **fields) -> Employee:
+    """A new employee record, with a password-less account when the username has none
+    (a directory log-in or a PKI administrator gives it a way in later)."""
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=username).first()
+    if user is not None and Employee.objects.filter(user=user).exists():
+        raise ValidationError({"username": f"{username} has an employee record already; change that one instead."})
+    if user is None:
+        user = user_model(username=username, email=mail)
+        user.set_unusable_password()
+        user.full_clean(exclude=["password"])
+        user.save()
+    employee = employee_upsert(user=user, mail=mail, **fields)
+    audit_record(action="employee.created", actor=actor, obj=employee, details={"username": username, "mail": employee.mail})
+    return employee
+
+
+@transaction.atomic
+def employee_update(*, employee: Employee, actor, **changes) -> Employee:
+    """Replace the given fields of an employee record; the audit log names the fields that changed."""
+    current = {
+        "mail": employee.mail,
+        "given_name": employee.given_name,
+        "surname": employee.surname,
+        "department": employee.department,
+        "directory_dn": employee.directory_dn,
+    }
+    unknown = set(changes) - set(current)
+    if unknown:
+        raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
+    employee = employee_upsert(user=employee.user, **{**current, **changes})
+    changed = sorted(key for key in changes if changes[key] != current[key])
+    if changed:
+        audit_record(action="employee.changed", actor=actor, obj=employee, details={"fields": changed})
+    return employee
+
+
 # --- Requests -----------------------------------------------------------------------------
 
 

@@ -352,3 +352,8 @@ CELERY_BEAT_SCHEDULE = {
     "pickup-copies-purge": {"task": "escrow.pickup_copies_purge_expired", "schedule": 3600.0},
     "audit-checkpoint": {"task": "escrow.audit_checkpoint", "schedule": 3600.0},
 }
+
+# Uploads (a key recovery agent's PKCS#12) stay in memory and never touch the disk; a file
+# over FILE_UPLOAD_MAX_MEMORY_SIZE is dropped, and the form says the file is missing.
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from enrollment.exceptions import PortalError
 
-from .authentication import (
+from .services import (
     DEFAULT_TOKEN_LIFETIME_DAYS,
     MAX_TOKEN_LIFETIME_DAYS,
     api_token_create,

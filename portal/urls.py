@@ -32,3 +32,6 @@ urlpatterns = [
 
 admin.site.site_header = "S/MIME portal administration"
 admin.site.site_title = "S/MIME portal"
+
+# Under /api/, a URL that names nothing answers in the API's JSON error shape too.
+handler404 = "enrollment.api.errors.page_not_found"

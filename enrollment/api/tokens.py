@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.authentication import (
+from portal.services import (
     DEFAULT_TOKEN_LIFETIME_DAYS,
     MAX_TOKEN_LIFETIME_DAYS,
     api_token_create,

@@ -7,9 +7,7 @@ error handler (errors.py) turns their exceptions into one JSON shape.
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -23,7 +21,6 @@ from enrollment import selectors as enrollment_selectors
 from enrollment import services
 from enrollment.exceptions import ConfigurationError, NotAllowed, NotFound
 from enrollment.models import Employee
-from escrow.audit import audit_record
 
 from . import selectors
 from .schema import error_responses
@@ -415,23 +412,6 @@ class CaCrlView(FileView):
 EMPLOYEE_ID = _id_parameter("employee_id", "The employee's id.")
 
 
-@transaction.atomic
-def _employee_create(*, actor, username: str, **fields) -> Employee:
-    """A new employee record, with a password-less account when the username has none."""
-    user_model = get_user_model()
-    user = user_model.objects.filter(username=username).first()
-    if user is not None and Employee.objects.filter(user=user).exists():
-        raise ValidationError({"username": f"{username} has an employee record already; PATCH it instead."})
-    if user is None:
-        user = user_model(username=username, email=fields["mail"])
-        user.set_unusable_password()
-        user.full_clean(exclude=["password"])
-        user.save()
-    employee = services.employee_upsert(user=user, **fields)
-    audit_record(action="employee.created", actor=actor, obj=employee, details={"username": username, "mail": employee.mail})
-    return employee
-
-
 class EmployeeListCreateView(ListView):
     @extend_schema(
         summary="Employees",
@@ -453,7 +433,7 @@ class EmployeeListCreateView(ListView):
     def post(self, request):
         _require(request.user, "enrollment.add_employee", "Only PKI administrators create employees.")
         data = _body(EmployeeCreateSerializer, request)
-        employee = _employee_create(actor=request.user, **data)
+        employee = services.employee_create(actor=request.user, **data)
         return Response(EmployeeSerializer(employee).data, status=status.HTTP_201_CREATED)
 
 
@@ -478,18 +458,7 @@ class EmployeeDetailView(APIView):
         _require(request.user, "enrollment.change_employee", "Only PKI administrators change employees.")
         employee = selectors.employee_by_id(employee_id=_checked_id(employee_id, "employee"))
         data = _body(EmployeeUpdateSerializer, request, partial=True)
-        current = {
-            "mail": employee.mail,
-            "given_name": employee.given_name,
-            "surname": employee.surname,
-            "department": employee.department,
-            "directory_dn": employee.directory_dn,
-        }
-        with transaction.atomic():
-            employee = services.employee_upsert(user=employee.user, **{**current, **data})
-            changed = sorted(key for key in data if data[key] != current[key])
-            if changed:
-                audit_record(action="employee.changed", actor=request.user, obj=employee, details={"fields": changed})
+        employee = services.employee_update(employee=employee, actor=request.user, **data)
         return Response(EmployeeSerializer(selectors.employee_by_id(employee_id=employee.pk)).data)
 
 

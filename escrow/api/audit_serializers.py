@@ -23,10 +23,13 @@ def _instant(value: str, *, field: str, end_of_day: bool) -> datetime:
         pass
     if parsed is None and day is None:
         raise serializers.ValidationError(f"Not a valid {field}: use an {ISO_HELP}")
-    if day is not None:
-        parsed = datetime.combine(day + timedelta(days=1) if end_of_day else day, time.min)
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.get_current_timezone())
+    try:
+        if day is not None:
+            parsed = datetime.combine(day + timedelta(days=1) if end_of_day else day, time.min)
+        if timezone.is_naive(parsed):
+            parsed = timezone.make_aware(parsed, timezone.get_current_timezone())
+    except OverflowError:  # 9999-12-31 as an end of day, or an offset past year 1 / 9999
+        raise serializers.ValidationError(f"Not a valid {field}: out of range.") from None
     return parsed
 
 

@@ -10,12 +10,12 @@ from escrow.audit_sql import AUDIT_APPEND_ONLY_REVERSE_SQL, AUDIT_APPEND_ONLY_SQ
 def append_only(apps, schema_editor):
     # PostgreSQL refuses UPDATE and DELETE on the audit table itself (escrow/audit_sql.py).
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(AUDIT_APPEND_ONLY_SQL)
+        schema_editor.execute(AUDIT_APPEND_ONLY_SQL, params=None)  # its % is plpgsql's, not a placeholder
 
 
 def not_append_only(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(AUDIT_APPEND_ONLY_REVERSE_SQL)
+        schema_editor.execute(AUDIT_APPEND_ONLY_REVERSE_SQL, params=None)
 
 
 

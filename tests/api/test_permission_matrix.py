@@ -128,7 +128,7 @@ def _objects(path: str, world, issue) -> dict:
     from enrollment.models import DirectoryPublication
     from enrollment.roles import APPROVERS, KEY_RECOVERY_AGENTS
     from escrow import recovery
-    from portal.authentication import api_token_create
+    from portal.services import api_token_create
 
     alice, make_user = world["alice"], world["make_user"]
     values = {}

@@ -225,7 +225,7 @@ def test_the_page_says_what_is_wrong(pki, alice_browser):
 
 
 def test_the_page_revokes_own_tokens_only(pki, alice, bob, alice_browser):
-    from portal.authentication import api_token_create
+    from portal.services import api_token_create
 
     own = api_token_create(user=alice, name="old laptop")
     bobs = api_token_create(user=bob, name="bob's")
@@ -273,3 +273,24 @@ def test_impossible_basic_credentials_are_401_not_500(pki, alice, credentials):
     response = client.get("/api/v1/certificates/")
 
     assert response.status_code == 401 and response.json()["error"]["code"] == "authentication_failed"
+
+
+def test_an_api_url_that_names_nothing_is_a_json_404(client, db):
+    response = client.get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert client.get("/no-such-page/").status_code == 404
+
+
+def test_superusers_see_tokens_in_the_admin_but_never_the_secret(client, make_user):
+    from portal.services import api_token_create
+
+    admin_user = make_user("root", superuser=True)
+    owner = make_user("scripter")
+    created = api_token_create(user=owner, name="hr-sync")
+    client.force_login(admin_user)
+    page = client.get("/admin/portal/apitoken/")
+    assert page.status_code == 200 and b"hr-sync" in page.content
+    detail = client.get(f"/admin/portal/apitoken/{created.token.pk}/change/")
+    assert detail.status_code == 200
+    assert created.plaintext.encode() not in detail.content and created.token.key_hash.encode() not in detail.content

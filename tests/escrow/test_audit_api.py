@@ -196,6 +196,7 @@ def test_filter_by_date_range(events, auditor):
     [
         ({"since": "yesterday"}, "since"),
         ({"since": "2026-02-30"}, "since"),
+        ({"until": "9999-12-31"}, "until"),
         ({"until": "2026-11-02T25:00:00Z"}, "until"),
         ({"until": "02/11/2026"}, "until"),
         ({"since": "2026-11-03", "until": "2026-11-01"}, "until"),

@@ -12,6 +12,7 @@ from escrow.models import RecoveryRequest
 from portal_testing import PASSWORD
 from test_recovery_support import (  # noqa: F401 - fixtures
     AGENT_PASSPHRASE,
+    approved_recovery,
     DOWNLOAD_PASSPHRASE,
     agent_p12,
     agent_user,
@@ -158,3 +159,20 @@ def test_list_is_paginated(pki, issued, alice, auditor, pki_admin):
     ids = [r["id"] for r in first.json()["results"] + second.json()["results"]]
     assert ids == sorted(ids, reverse=True)  # newest first, stable across pages
     error_of(api(pki_admin).get(BASE, {"page": 9}), 404)
+
+
+def test_an_oversized_upload_is_refused_without_touching_the_disk(approved_recovery, agent_user, agent_p12, settings):
+    import tempfile
+    from pathlib import Path
+
+    before = set(Path(tempfile.gettempdir()).glob("*.upload*"))
+    too_big = agent_p12 + b"\0" * (settings.FILE_UPLOAD_MAX_MEMORY_SIZE + 1)
+    response = api(agent_user).post(
+        f"{BASE}{approved_recovery.pk}/complete/",
+        {"agent_pkcs12": _file(too_big), "passphrase": AGENT_PASSPHRASE},
+        format="multipart",
+    )
+    assert "agent_pkcs12" in error_of(response, 400, "invalid")["fields"]
+    assert set(Path(tempfile.gettempdir()).glob("*.upload*")) == before
+    approved_recovery.refresh_from_db()
+    assert approved_recovery.status == "approved"

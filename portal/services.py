@@ -1,0 +1,102 @@
+"""API tokens: creation and revocation (services) and lookup.
+
+A token is `smp_` followed by 43 URL-safe characters (256 bits of randomness). Only its
+SHA-256 hash is stored: a random token of that length needs no salt or slow hash, and a
+copy of the database gives nobody a usable token. The plaintext is returned once, by
+api_token_create, and never kept or logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from enrollment.exceptions import NotFound
+from escrow.audit import audit_record
+
+from .models import ApiToken
+
+TOKEN_PREFIX = "smp_"
+PREFIX_LENGTH = len(TOKEN_PREFIX) + 8
+MAX_TOKEN_LIFETIME_DAYS = 730
+DEFAULT_TOKEN_LIFETIME_DAYS = 90
+MAX_ACTIVE_TOKENS = 50
+# last_used_at is written at most this often per token, not on every request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    token: ApiToken
+    plaintext: str  # shown to its owner once; never stored
+
+
+# --- Services -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def api_token_create(*, user, name: str, expires_in_days: int | None = DEFAULT_TOKEN_LIFETIME_DAYS) -> CreatedToken:
+    """A new token for `user`; the result carries the plaintext, which is not kept anywhere."""
+    name = (name or "").strip()
+    errors = {}
+    if not name:
+        errors["name"] = "Give the token a name, e.g. the script or system that will use it."
+    elif len(name) > 100:
+        errors["name"] = "Use at most 100 characters for the name."
+    if expires_in_days is None or not 1 <= expires_in_days <= MAX_TOKEN_LIFETIME_DAYS:
+        errors["expires_in_days"] = f"A token lives between 1 and {MAX_TOKEN_LIFETIME_DAYS} days."
+    if errors:
+        raise ValidationError(errors)
+    active = api_tokens_of_user(user=user).filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+    if active.count() >= MAX_ACTIVE_TOKENS:
+        raise ValidationError(f"You have {MAX_ACTIVE_TOKENS} active tokens; revoke one you no longer use first.")
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user=user,
+        name=name,
+        prefix=plaintext[:PREFIX_LENGTH],
+        key_hash=token_hash(plaintext),
+        expires_at=timezone.now() + timedelta(days=expires_in_days),
+    )
+    token.full_clean()
+    token.save()
+    audit_record(
+        action="token.created",
+        actor=user,
+        obj=token,
+        details={"name": name, "prefix": token.prefix, "expires_at": token.expires_at.isoformat()},
+    )
+    return CreatedToken(token=token, plaintext=plaintext)
+
+
+@transaction.atomic
+def api_token_revoke(*, user, token_id: int) -> ApiToken:
+    """Revoke one of `user`'s own tokens; anyone else's looks like none at all. Idempotent."""
+    token = None
+    if 1 <= token_id <= 2**63 - 1:
+        token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user).first()
+    if token is None:
+        raise NotFound(f"You have no token #{token_id}.")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(action="token.revoked", actor=user, obj=token, details={"name": token.name, "prefix": token.prefix})
+    return token
+
+
+# --- Selectors ------------------------------------------------------------------------------
+
+
+def api_tokens_of_user(*, user) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
