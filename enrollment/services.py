@@ -553,7 +553,10 @@ def certificate_pkcs12_export(*, user, serial: str, passphrase: str, fmt: str = 
         key=key,
         certificate=certificate.x509,
         chain=certificate_chain(certificate),
-        friendly_name=f"{certificate.employee.display_name} S/MIME ({certificate.issuer.common_name})",
+        # A split pair is told apart in the mail client's certificate list by its usage.
+        friendly_name=f"{certificate.employee.display_name} S/MIME"
+        + ("" if certificate.usage == Certificate.Usage.DUAL else f" {certificate.usage}")
+        + f" ({certificate.issuer.common_name})",
         passphrase=passphrase,
         fmt=fmt,
     )
@@ -664,10 +667,6 @@ def expiry_notices_send(*, thresholds: Sequence[int] | None = None, now=None) ->
     A certificate first seen inside several thresholds gets one mail, for the nearest, and
     the wider thresholds count as sent: nobody gets a "30 days left" after "7 days left".
     """
-    from django.core.mail import send_mail
-
-    from .models import ExpiryNotice
-
     thresholds = sorted({int(t) for t in (thresholds or settings.PORTAL_EXPIRY_NOTICE_DAYS)})
     if not thresholds or thresholds[0] < 0:
         raise ValidationError("Expiry thresholds are whole numbers of days, at least 0.")
@@ -682,37 +681,49 @@ def expiry_notices_send(*, thresholds: Sequence[int] | None = None, now=None) ->
     for certificate in candidates:
         days_left = (certificate.not_after - now).total_seconds() / 86400
         due = [t for t in thresholds if days_left <= t]
-        with transaction.atomic():
-            already = set(
-                ExpiryNotice.objects.select_for_update()
-                .filter(certificate=certificate)
-                .values_list("threshold_days", flat=True)
-            )
-            if min(due) in already:
-                continue
-            ExpiryNotice.objects.bulk_create(
-                [ExpiryNotice(certificate=certificate, threshold_days=t) for t in due if t not in already]
-            )
-            renew_url = f"{settings.PORTAL_SITE_URL}/"
-            send_mail(
-                subject=f"Your S/MIME certificate expires on {certificate.not_after:%Y-%m-%d}",
-                message=(
-                    f"Hello {certificate.employee.display_name},\n\n"
-                    f"your S/MIME certificate for {certificate.mailbox} (serial {certificate.serial}) "
-                    f"expires on {certificate.not_after:%Y-%m-%d %H:%M} UTC.\n"
-                    f"Request a renewal on the portal: {renew_url}\n\n"
-                    "Your old key stays escrowed, so mail encrypted to it stays readable.\n"
-                ),
-                from_email=None,
-                recipient_list=[certificate.mailbox],
-            )
-            audit_record(
-                action="certificate.expiry_notice_sent",
-                obj=certificate,
-                details={"serial": certificate.serial, "threshold_days": min(due)},
-            )
-        sent += 1
+        try:
+            sent += _expiry_notice_send(certificate=certificate, due=due)
+        except Exception:  # noqa: BLE001 - one mail server hiccup must not stop the others; retried next run
+            logger.warning("Expiry notice for %s not sent; retried next run", certificate.serial, exc_info=True)
     return sent
+
+
+def _expiry_notice_send(*, certificate: Certificate, due: list[int]) -> int:
+    """Mail one reminder for the nearest due threshold and record all due ones; 0 if sent before."""
+    from django.core.mail import send_mail
+
+    from .models import ExpiryNotice
+
+    with transaction.atomic():
+        already = set(
+            ExpiryNotice.objects.select_for_update()
+            .filter(certificate=certificate)
+            .values_list("threshold_days", flat=True)
+        )
+        if min(due) in already:
+            return 0
+        ExpiryNotice.objects.bulk_create(
+            [ExpiryNotice(certificate=certificate, threshold_days=t) for t in due if t not in already]
+        )
+        renew_url = f"{settings.PORTAL_SITE_URL}/"
+        send_mail(
+            subject=f"Your S/MIME certificate expires on {certificate.not_after:%Y-%m-%d}",
+            message=(
+                f"Hello {certificate.employee.display_name},\n\n"
+                f"your S/MIME certificate for {certificate.mailbox} (serial {certificate.serial}) "
+                f"expires on {certificate.not_after:%Y-%m-%d %H:%M} UTC.\n"
+                f"Request a renewal on the portal: {renew_url}\n\n"
+                "Your old key stays escrowed, so mail encrypted to it stays readable.\n"
+            ),
+            from_email=None,
+            recipient_list=[certificate.mailbox],
+        )
+        audit_record(
+            action="certificate.expiry_notice_sent",
+            obj=certificate,
+            details={"serial": certificate.serial, "threshold_days": min(due)},
+        )
+    return 1
 
 
 # --- Renewal ------------------------------------------------------------------------------

@@ -145,3 +145,20 @@ def test_offboarding_from_the_admin(pki, issued, alice, approver, client):
     assert any("alice@example.org offboarded" in str(m) for m in done.context["messages"])
     alice.refresh_from_db()
     assert not alice.is_active
+
+
+def test_a_failing_mail_server_skips_one_reminder_and_retries_it_next_run(pki, issued, settings, monkeypatch):
+    from django.core.mail.backends.locmem import EmailBackend
+
+    _expire_in(issued, 5)
+    real_send = EmailBackend.send_messages
+
+    def refuse(self, messages):
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr(EmailBackend, "send_messages", refuse)
+    assert services.expiry_notices_send(thresholds=[7]) == 0
+    assert not ExpiryNotice.objects.filter(certificate=issued).exists()  # nothing recorded as sent
+    monkeypatch.setattr(EmailBackend, "send_messages", real_send)
+    assert services.expiry_notices_send(thresholds=[7]) == 1
+    assert len(mail.outbox) == 1

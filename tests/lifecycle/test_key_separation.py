@@ -54,6 +54,7 @@ def test_signing_key_is_gone_after_its_download(pair, alice):
     _, bundle = services.certificate_pkcs12_export(user=alice, serial=signing.serial, passphrase=PASSPHRASE)
     loaded = pkcs12.load_pkcs12(bundle, PASSPHRASE.encode())
     assert loaded.key.public_key() == signing.x509.public_key()
+    assert b"S/MIME signing" in loaded.cert.friendly_name
     assert not PickupCopy.objects.filter(certificate=signing).exists()
     with pytest.raises(PickupUnavailable):
         services.certificate_pkcs12_export(user=alice, serial=signing.serial, passphrase=PASSPHRASE)
@@ -75,3 +76,14 @@ def test_signing_key_is_gone_when_the_window_closes_undownloaded(pair):
     assert pickup_copies_purge_expired() == 2
     assert not PickupCopy.objects.exists()
     assert EscrowRecord.objects.filter(certificate=pair["encryption"]).exists()
+
+
+def test_nobody_can_even_ask_to_recover_a_signing_key(pair, alice):
+    from django.core.exceptions import ValidationError
+
+    from escrow import recovery
+
+    with pytest.raises(ValidationError, match="was not escrowed"):
+        recovery.recovery_request_create(requested_by=alice, reason="lost laptop", serial=pair["signing"].serial)
+    request = recovery.recovery_request_create(requested_by=alice, reason="lost laptop", serial=pair["encryption"].serial)
+    assert request.status == "pending"
