@@ -42,8 +42,8 @@ class RevokeForm(forms.Form):
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, required=False)
 
 
-def _confirmation(modeladmin, request, queryset, *, form, title, question, action_name, submit_label):
-    """The page an action shows before it acts: what it will do, to which rows, and its form."""
+def action_confirmation(modeladmin, request, queryset, *, action: str, title: str, question: str, button: str, form):
+    """The confirmation page of an admin action (posts the same selection back with confirm=yes)."""
     return TemplateResponse(
         request,
         "admin/action_confirmation.html",
@@ -51,11 +51,11 @@ def _confirmation(modeladmin, request, queryset, *, form, title, question, actio
             **modeladmin.admin_site.each_context(request),
             "title": title,
             "question": question,
+            "button": button,
             "opts": modeladmin.model._meta,
             "queryset": queryset,
             "form": form,
-            "action": action_name,
-            "button": submit_label,
+            "action": action,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         },
     )
@@ -117,10 +117,10 @@ class CertificateRequestAdmin(ReadOnlyAdmin):
                 else:
                     self.message_user(request, f"Request #{pk} rejected.", messages.SUCCESS)
             return None
-        return _confirmation(
+        return action_confirmation(
             self, request, queryset, form=form, title="Reject certificate requests",
             question="Reject these requests? The reason is recorded and shown to the employee.",
-            action_name="reject_selected", submit_label="Reject",
+            action="reject_selected", button="Reject",
         )
 
 
@@ -160,11 +160,11 @@ class CertificateAdmin(ReadOnlyAdmin):
                         request, f"{serial} revoked ({form.cleaned_data['reason']}); the CRL is reissued.", messages.SUCCESS
                     )
             return None
-        return _confirmation(
+        return action_confirmation(
             self, request, queryset, form=form, title="Revoke certificates",
             question="Revoke these certificates? Revocation is final: it is published in the CRL and OCSP, "
             "and the certificates are removed from the directory.",
-            action_name="revoke_selected", submit_label="Revoke",
+            action="revoke_selected", button="Revoke",
         )
 
     @admin.display(description="PEM")
@@ -212,12 +212,12 @@ class EmployeeAdmin(admin.ModelAdmin):
                         messages.SUCCESS,
                     )
             return None
-        return _confirmation(
+        return action_confirmation(
             self, request, queryset, form=None, title="Offboard employees",
             question="Offboard these employees? Their certificates are revoked (cessation of operation) and "
             "removed from the directory, pending requests are withdrawn and the accounts deactivated. "
             "Escrowed keys stay, so their mail can still be recovered.",
-            action_name="offboard_selected", submit_label="Offboard",
+            action="offboard_selected", button="Offboard",
         )
 
 

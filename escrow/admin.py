@@ -1,6 +1,5 @@
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.shortcuts import redirect
@@ -10,7 +9,7 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 
-from enrollment.admin import ReadOnlyAdmin
+from enrollment.admin import ReadOnlyAdmin, action_confirmation
 from enrollment.exceptions import PortalError
 
 from . import cms, recovery, services
@@ -21,25 +20,6 @@ def _outcome(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(exc.messages)
     return exc.message if isinstance(exc, PortalError) else str(exc)
-
-
-def _confirmation(modeladmin, request, queryset, *, action: str, title: str, question: str, button: str, form):
-    """The confirmation page of an admin action (posts the same selection back with confirm=yes)."""
-    return TemplateResponse(
-        request,
-        "admin/action_confirmation.html",
-        {
-            **modeladmin.admin_site.each_context(request),
-            "title": title,
-            "question": question,
-            "button": button,
-            "opts": modeladmin.model._meta,
-            "queryset": queryset,
-            "form": form,
-            "action": action,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        },
-    )
 
 
 @admin.register(KeyRecoveryAgent)
@@ -68,7 +48,7 @@ class KeyRecoveryAgentAdmin(admin.ModelAdmin):
     @admin.action(description="Deactivate selected agents…", permissions=["change"])
     def deactivate_selected(self, request, queryset):
         if request.POST.get("confirm") != "yes":
-            return _confirmation(
+            return action_confirmation(
                 self, request, queryset, action="deactivate_selected", title="Deactivate key recovery agents",
                 question="Deactivate these agents? New escrow is no longer encrypted to them; existing escrow "
                 "records stay decryptable by them until `manage.py rewrap_escrow` re-encrypts them.",
@@ -243,7 +223,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
                 ),
             )
             return None
-        return _confirmation(
+        return action_confirmation(
             self, request, queryset, action="approve_selected", title="Approve key recovery requests",
             question="Approve these key recoveries? Once approved by enough approvers, a key recovery agent can "
             "decrypt the escrowed keys for the named recipient. Your approval and comment are recorded.",
@@ -262,7 +242,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
                 ),
             )
             return None
-        return _confirmation(
+        return action_confirmation(
             self, request, queryset, action="reject_selected", title="Reject key recovery requests",
             question="Reject these key recoveries? One rejection ends a request; your comment is recorded.",
             button="Reject", form=form,
