@@ -154,10 +154,10 @@ class CertificateAdmin(ReadOnlyAdmin):
                         comment=form.cleaned_data["comment"],
                     )
                 except (PortalError, ValidationError) as exc:
-                    self.message_user(request, f"{serial} not revoked: {_outcome_message(exc)}", messages.ERROR)
+                    self.message_user(request, f"Could not revoke {serial}: {_outcome_message(exc)}", messages.ERROR)
                 else:
                     self.message_user(
-                        request, f"{serial} revoked ({form.cleaned_data['reason']}); the CRL is reissued.", messages.SUCCESS
+                        request, f"Revoked {serial} ({form.cleaned_data['reason']}); the CRL is reissued.", messages.SUCCESS
                     )
             return None
         return action_confirmation(
@@ -203,11 +203,11 @@ class EmployeeAdmin(admin.ModelAdmin):
                 try:
                     revoked = services.employee_offboard(user=employee.user, actor=request.user)
                 except (PortalError, ValidationError) as exc:
-                    self.message_user(request, f"{employee.mail} not offboarded: {_outcome_message(exc)}", messages.ERROR)
+                    self.message_user(request, f"Could not offboard {employee.mail}: {_outcome_message(exc)}", messages.ERROR)
                 else:
                     self.message_user(
                         request,
-                        f"{employee.mail} offboarded: account deactivated, {len(revoked)} certificate(s) revoked; "
+                        f"Offboarded {employee.mail}: account deactivated, {len(revoked)} certificate(s) revoked; "
                         "escrowed keys are kept for recovery.",
                         messages.SUCCESS,
                     )

@@ -58,9 +58,9 @@ class KeyRecoveryAgentAdmin(admin.ModelAdmin):
             try:
                 services.key_recovery_agent_deactivate(agent_id=agent.pk, actor=request.user)
             except PortalError as exc:
-                self.message_user(request, f"{agent.name} not deactivated: {exc.message}", messages.ERROR)
+                self.message_user(request, f"Could not deactivate {agent.name}: {exc.message}", messages.ERROR)
             else:
-                self.message_user(request, f"{agent.name} deactivated. Run rewrap_escrow.", messages.SUCCESS)
+                self.message_user(request, f"Deactivated {agent.name}. Run rewrap_escrow.", messages.SUCCESS)
         return None
 
 

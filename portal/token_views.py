@@ -1,5 +1,7 @@
 """Self-service page for API tokens: list, create (the token is shown once, on this answer), revoke."""
 
+import secrets
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -26,22 +28,52 @@ class TokenForm(forms.Form):
     expires_in_days = forms.TypedChoiceField(
         label="Valid for", choices=LIFETIME_CHOICES, coerce=int, initial=DEFAULT_TOKEN_LIFETIME_DAYS
     )
+    # One value per rendered form, so that reloading the answer page (which resubmits the
+    # POST) does not create a second token the employee never sees.
+    submission = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+
+
+# How many submitted form values a session remembers; older ones could be replayed once.
+_REMEMBERED_SUBMISSIONS = 20
+
+
+def _fresh_form():
+    return TokenForm(initial={"submission": secrets.token_urlsafe(16)}, label_suffix="")
+
+
+def _first_submission(request, value: str) -> bool:
+    if not value:
+        return True
+    used = request.session.get("token_form_submissions", [])
+    if value in used:
+        return False
+    request.session["token_form_submissions"] = (used + [value])[-_REMEMBERED_SUBMISSIONS:]
+    return True
 
 
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
 def tokens(request):
-    form = TokenForm(request.POST or None, label_suffix="")
+    form = TokenForm(request.POST, label_suffix="") if request.method == "POST" else _fresh_form()
     created = None
     if request.method == "POST" and form.is_valid():
-        try:
-            created = api_token_create(user=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            for field, errors in exc.message_dict.items() if hasattr(exc, "error_dict") else [(None, exc.messages)]:
-                form.add_error(field if field in form.fields else None, errors)
+        fields = {name: form.cleaned_data[name] for name in ("name", "expires_in_days")}
+        if not _first_submission(request, form.cleaned_data["submission"]):
+            messages.warning(
+                request,
+                "This form was sent already and its token is listed below. If you did not copy it, "
+                "revoke it and create a new one.",
+            )
+            form = _fresh_form()
         else:
-            form = TokenForm(label_suffix="")
+            try:
+                created = api_token_create(user=request.user, **fields)
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items() if hasattr(exc, "error_dict") else [(None, exc.messages)]:
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                form = _fresh_form()
     response = render(
         request,
         "portal/tokens.html",

@@ -215,6 +215,25 @@ def test_the_page_creates_a_token_and_shows_it_once(pki, alice_browser):
     assert token not in again and stored.prefix in again and "HR sync" in again
 
 
+def test_reloading_the_answer_page_does_not_create_a_second_token(pki, alice_browser):
+    page = alice_browser.get("/tokens/").content.decode()
+    submission = re.search(r'name="submission" value="([^"]+)"', page).group(1)
+    form = {
+        "name": "HR sync", "expires_in_days": "30", "submission": submission,
+        "csrfmiddlewaretoken": alice_browser.cookies["csrftoken"].value,
+    }
+    first = alice_browser.post("/tokens/", form).content.decode()
+    reloaded = alice_browser.post("/tokens/", form).content.decode()
+
+    assert 'id="new-token"' in first
+    assert 'id="new-token"' not in reloaded and "This form was sent already" in reloaded
+    assert ApiToken.objects.count() == 1
+    fresh = re.search(r'name="submission" value="([^"]+)"', reloaded).group(1)
+    assert fresh != submission
+    alice_browser.post("/tokens/", {**form, "submission": fresh})
+    assert ApiToken.objects.count() == 2
+
+
 def test_the_page_says_what_is_wrong(pki, alice_browser):
     response = alice_browser.post("/tokens/", {"name": "", "expires_in_days": "5", "csrfmiddlewaretoken": _csrf(alice_browser)})
 

@@ -139,8 +139,8 @@ def test_deactivate_agent_action_with_confirmation(pki, pki_admin, client, tmp_p
     old.refresh_from_db()
     assert old.is_active
     messages = messages_of(client.post(url, {**data, "confirm": "yes"}, follow=True))
-    assert f"{old.name} deactivated. Run rewrap_escrow." in messages
-    assert any(m.startswith("Replacement not deactivated") and "only active" in m for m in messages)
+    assert f"Deactivated {old.name}. Run rewrap_escrow." in messages
+    assert any(m.startswith("Could not deactivate Replacement") and "only active" in m for m in messages)
     old.refresh_from_db()
     new.refresh_from_db()
     assert not old.is_active and new.is_active

@@ -142,7 +142,7 @@ def test_offboarding_from_the_admin(pki, issued, alice, approver, client):
     done = client.post(
         url, {"action": "offboard_selected", "_selected_action": [alice.employee.pk], "confirm": "yes"}, follow=True
     )
-    assert any("alice@example.org offboarded" in str(m) for m in done.context["messages"])
+    assert any("Offboarded alice@example.org" in str(m) for m in done.context["messages"])
     alice.refresh_from_db()
     assert not alice.is_active
 
