@@ -2,12 +2,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from . import services
 from .exceptions import PortalError
 from .pki.crl import REVOCATION_REASON_NAMES
+from .pki.serials import normalize_serial
 from .models import Certificate, CertificateAuthority, CertificateRequest, Employee
 
 
@@ -139,6 +141,14 @@ class CertificateAdmin(ReadOnlyAdmin):
         "revocation_comment", "pem",
     ]
     actions = ["revoke_selected"]
+
+    def get_search_results(self, request, queryset, search_term):
+        # Serials and fingerprints as openssl or certutil print them: upper case, colons, leading zeros.
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        compact = "".join(search_term.split()).lower().replace(":", "")
+        if compact:
+            results |= queryset.filter(Q(serial=normalize_serial(search_term)) | Q(fingerprint_sha256=compact))
+        return results, may_have_duplicates
 
     def has_revoke_permission(self, request):
         return request.user.has_perm("enrollment.revoke_certificate")

@@ -37,6 +37,7 @@ from .keystore import key_backend_for
 from .models import Certificate, CertificateAuthority
 from .pki import ocsp as pki_ocsp
 from .pki.backends import EncryptedFileKeyBackend, KeyBackend, KeyBackendError
+from .pki.serials import serial_text
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def _reason(name: str) -> x509.ReasonFlags | None:
 
 def _certificate_status(*, ca: CertificateAuthority, serial_number: int) -> pki_ocsp.StatusInfo:
     row = (
-        Certificate.objects.filter(issuer=ca, serial=format(serial_number, "x"))
+        Certificate.objects.filter(issuer=ca, serial=serial_text(serial_number))
         .values_list("status", "revoked_at", "revocation_reason")
         .first()
     )
@@ -232,7 +233,7 @@ def ocsp_responder_issue(
         validity_days=settings.PORTAL_OCSP_RESPONDER_VALIDITY_DAYS,
     )
     certificate = key_backend_for(ca).sign_certificate(builder)
-    stem = format(certificate.serial_number, "x")
+    stem = serial_text(certificate.serial_number)
     # The key first (encrypted, 0600, never overwritten), then the certificate atomically:
     # a reader that sees a certificate always finds its key.
     backend = EncryptedFileKeyBackend.store(

@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 
 from .exceptions import ConfigurationError, NotFound
 from .models import Certificate, CertificateAuthority, CertificateRequest
+from .pki.serials import normalize_serial
 
 
 def issuing_ca() -> CertificateAuthority:
@@ -24,7 +25,7 @@ def certificates_of_user(*, user) -> QuerySet[Certificate]:
 
 
 def certificate_by_serial(*, serial: str) -> Certificate:
-    normalized = serial.lower().replace(":", "")
+    normalized = normalize_serial(serial)
     certificate = (
         Certificate.objects.select_related("employee__user", "issuer__parent").filter(serial=normalized).first()
     )

@@ -32,6 +32,7 @@ from .pki.keys import KEY_TYPES, generate_private_key
 from .pki.lint import blocking_findings, lint_before_signing
 from .pki.pkcs12 import MIN_PASSPHRASE_LENGTH, PKCS12_FORMATS, pkcs12_bundle
 from .pki.profiles import CERTIFICATE_TYPES, IssuerInfo, Organization, Subscriber, smime_certificate_builder
+from .pki.serials import serial_text
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +51,6 @@ def issuer_info(ca: CertificateAuthority) -> IssuerInfo:
     return IssuerInfo(
         certificate=ca.certificate, crl_url=ca.crl_url, ca_issuers_url=ca.certificate_url, ocsp_url=ocsp_url
     )
-
-
-def _serial_hex(serial_number: int) -> str:
-    return format(serial_number, "x")
 
 
 # --- Certificate authorities --------------------------------------------------------------
@@ -476,7 +473,7 @@ def certificate_issue(*, request: CertificateRequest) -> Certificate:
             employee=employee,
             issuer=ca,
             usage=usage,
-            serial=_serial_hex(signed.serial_number),
+            serial=serial_text(signed.serial_number),
             subject=signed.subject.rfc4514_string(),
             mailbox=employee.mail,
             key_type=request.key_type,

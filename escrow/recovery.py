@@ -34,6 +34,7 @@ from enrollment.exceptions import (
 from enrollment.models import Certificate, Employee
 from enrollment.pki.keys import private_key_from_der, private_key_to_der
 from enrollment.pki.pkcs12 import PKCS12_FORMATS, pkcs12_bundle
+from enrollment.pki.serials import normalize_serial
 
 from . import sealing
 from .audit import audit_record
@@ -139,7 +140,7 @@ def recovery_request_create(
     (`escrow.request_legal_hold`). Anyone else learns nothing about others' keys (NotFound).
     """
     reason = (reason or "").strip()
-    serial = (serial or "").strip().lower().replace(":", "")
+    serial = normalize_serial(serial)
     employee_username = (employee_username or "").strip()
     errors = {}
     if not reason:
@@ -496,7 +497,7 @@ def recovery_pkcs12_export(
     pickups = request.pickups.select_for_update(of=("self",)).select_related(
         "certificate__employee__user", "certificate__issuer"
     )
-    serial = (serial or "").strip().lower().replace(":", "")
+    serial = normalize_serial(serial)
     if serial:
         pickups = pickups.filter(certificate__serial=serial)
     pickups = list(pickups.order_by("certificate__not_before", "pk"))

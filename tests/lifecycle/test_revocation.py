@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from cryptography import x509
 from django.core.exceptions import ValidationError
@@ -140,3 +142,23 @@ def test_refresh_crl_command_reissues_only_what_is_due(pki, capsys):
     assert "No CRL was due." in capsys.readouterr().out
     call_command("refresh_crl", "--force")
     assert "issuing-ca: CRL #2" in capsys.readouterr().out
+
+
+def test_a_serial_as_openssl_prints_it_finds_the_certificate(pki, issued, approver, client, tmp_path):
+    der = tmp_path / "cert.der"
+    der.write_bytes(bytes(issued.der))
+    printed = subprocess.run(
+        ["openssl", "x509", "-inform", "DER", "-in", str(der), "-noout", "-serial"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip().removeprefix("serial=")
+    assert int(printed, 16) == int(issued.serial, 16)
+    padded = "0" + issued.serial.upper()  # what openssl prints when the serial needs a leading zero
+
+    for typed in (printed, padded):
+        client.force_login(approver)
+        assert client.get(f"/api/v1/certificates/{typed}/").json()["serial"] == issued.serial
+        with_colons = ":".join(typed[i : i + 2] for i in range(0, len(typed), 2))
+        page = client.get("/admin/enrollment/certificate/", {"q": with_colons})
+        assert issued.serial in page.content.decode()
+    call_command("revoke_certificate", padded, "--reason", "key_compromise")
+    assert Certificate.objects.get(pk=issued.pk).status == "revoked"
