@@ -31,7 +31,14 @@ from .pki import crl as pki_crl
 from .pki.keys import KEY_TYPES, generate_private_key
 from .pki.lint import blocking_findings, lint_before_signing
 from .pki.pkcs12 import MIN_PASSPHRASE_LENGTH, PKCS12_FORMATS, pkcs12_bundle
-from .pki.profiles import CERTIFICATE_TYPES, IssuerInfo, Organization, Subscriber, smime_certificate_builder
+from .pki.profiles import (
+    CERTIFICATE_TYPES,
+    IssuerInfo,
+    Organization,
+    Subscriber,
+    name_text,
+    smime_certificate_builder,
+)
 from .pki.serials import serial_text
 
 logger = logging.getLogger(__name__)
@@ -73,7 +80,7 @@ def _ca_row(*, slug, certificate, key_reference, key_backend="file", parent=None
     )
     ca.full_clean()
     ca.save()
-    audit_record(action="ca.created", obj=ca, details={"slug": slug, "subject": certificate.subject.rfc4514_string()})
+    audit_record(action="ca.created", obj=ca, details={"slug": slug, "subject": name_text(certificate.subject)})
     return ca
 
 
@@ -474,7 +481,7 @@ def certificate_issue(*, request: CertificateRequest) -> Certificate:
             issuer=ca,
             usage=usage,
             serial=serial_text(signed.serial_number),
-            subject=signed.subject.rfc4514_string(),
+            subject=name_text(signed.subject),
             mailbox=employee.mail,
             key_type=request.key_type,
             certificate_type=request.certificate_type,

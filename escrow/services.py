@@ -19,6 +19,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from enrollment.exceptions import ConfigurationError, InvalidState, NotFound, PickupUnavailable
 from enrollment.pki.keys import private_key_from_der, private_key_to_der
+from enrollment.pki.profiles import name_text
 
 from . import cms, sealing
 from .audit import audit_record
@@ -225,7 +226,7 @@ def key_recovery_agent_import(*, certificate: x509.Certificate, name: str = "", 
         raise ValidationError({"certificate": f"This certificate is registered already (SHA-256 {fingerprint})."})
     if not name:
         common_names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        name = str(common_names[0].value) if common_names else certificate.subject.rfc4514_string()
+        name = str(common_names[0].value) if common_names else name_text(certificate.subject)
     agent = KeyRecoveryAgent(
         name=name[:128],
         user=user,
@@ -238,7 +239,7 @@ def key_recovery_agent_import(*, certificate: x509.Certificate, name: str = "", 
         action="kra.imported",
         actor=actor,
         obj=agent,
-        details={"name": agent.name, "fingerprint": fingerprint, "subject": certificate.subject.rfc4514_string()},
+        details={"name": agent.name, "fingerprint": fingerprint, "subject": name_text(certificate.subject)},
     )
     return agent
 
@@ -297,7 +298,7 @@ def agent_credential_load(*, pkcs12_data: bytes, passphrase: str) -> AgentCreden
     agent = KeyRecoveryAgent.objects.filter(fingerprint_sha256=fingerprint).first()
     if agent is None:
         raise ValidationError(
-            {"agent_pkcs12": f"The certificate in the PKCS#12 file ({certificate.subject.rfc4514_string()}) "
+            {"agent_pkcs12": f"The certificate in the PKCS#12 file ({name_text(certificate.subject)}) "
              "is not a registered key recovery agent."}
         )
     return AgentCredential(agent=agent, private_key=bundle.key)

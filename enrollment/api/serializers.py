@@ -14,7 +14,7 @@ from enrollment.models import Certificate, CertificateAuthority, CertificateRequ
 from enrollment.pki.crl import REVOCATION_REASON_NAMES
 from enrollment.pki.keys import KEY_TYPES
 from enrollment.pki.pkcs12 import MIN_PASSPHRASE_LENGTH, PKCS12_FORMATS
-from enrollment.pki.profiles import CERTIFICATE_TYPES
+from enrollment.pki.profiles import CERTIFICATE_TYPES, name_text
 
 MAX_ID = 2**63 - 1
 
@@ -241,7 +241,7 @@ class CertificateAuthoritySerializer(serializers.ModelSerializer):
         ]
 
     def get_subject(self, obj) -> str:
-        return obj.certificate.subject.rfc4514_string()
+        return name_text(obj.certificate.subject)
 
     @extend_schema_field(OpenApiTypes.DATETIME)
     def get_not_before(self, obj):

@@ -17,6 +17,22 @@ from iso3166 import countries_by_alpha2  # a pkilint dependency; the same list p
 
 from .keys import PublicKey
 
+# RFC 4514 strings name these attributes by OID only; people read names (the openssl spelling).
+_READABLE_ATTRIBUTE_NAMES = {
+    NameOID.GIVEN_NAME: "GN",
+    NameOID.SURNAME: "SN",
+    NameOID.EMAIL_ADDRESS: "emailAddress",
+    NameOID.ORGANIZATION_IDENTIFIER: "organizationIdentifier",
+    NameOID.PSEUDONYM: "pseudonym",
+    NameOID.SERIAL_NUMBER: "serialNumber",
+    NameOID.TITLE: "title",
+}
+
+
+def name_text(name: x509.Name) -> str:
+    """An RFC 4514 string of `name` with readable attribute names where RFC 4514 has none."""
+    return name.rfc4514_string(_READABLE_ATTRIBUTE_NAMES)
+
 CERTIFICATE_TYPES: dict[str, str] = {
     "sponsor-strict": "Sponsor-validated (strict)",
     "mailbox-strict": "Mailbox-validated (strict)",

@@ -181,3 +181,19 @@ def test_audit_chain_holds_after_the_workflow(pki, alice, approver):
     first = AuditEvent.objects.order_by("id").first()
     audit_tamper(lambda: AuditEvent.objects.filter(pk=first.pk).update(actor_name="mallory"))
     assert audit_chain_breaks(AuditEvent.objects.order_by("id")).pk == first.pk
+
+
+def test_the_stored_subject_names_attributes_readably_also_after_the_migration(pki, alice, approver):
+    import importlib
+
+    from django.apps import apps
+
+    certificate = _issue(alice, approver).certificate
+    assert certificate.subject.startswith("emailAddress=alice@example.org,CN=")
+    assert "GN=" in certificate.subject and "organizationIdentifier=" in certificate.subject
+    readable = certificate.subject
+    # Rows stored before 0004 carry cryptography's OID-only spelling; the migration rewrites them.
+    Certificate.objects.filter(pk=certificate.pk).update(subject=certificate.x509.subject.rfc4514_string())
+    assert "2.5.4.42=" in Certificate.objects.get(pk=certificate.pk).subject
+    importlib.import_module("enrollment.migrations.0004_readable_subjects").readable_subjects(apps, None)
+    assert Certificate.objects.get(pk=certificate.pk).subject == readable

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from enrollment.exceptions import PortalError
 from enrollment.pki.keys import KEY_TYPES
-from enrollment.pki.profiles import Organization
+from enrollment.pki.profiles import Organization, name_text
 from enrollment.services import ca_create, ca_import, organization_from_settings
 
 
@@ -70,7 +70,7 @@ class Command(BaseCommand):
             raise CommandError("; ".join(exc.messages)) from None
         except (PortalError, ValueError, FileExistsError) as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Issuing CA ready: {ca.certificate.subject.rfc4514_string()}")
+        self.stdout.write(f"Issuing CA ready: {name_text(ca.certificate.subject)}")
         self.stdout.write(f"  certificate: {ca.certificate_url}\n  CRL: {ca.crl_url}")
 
     def _import(self, options):

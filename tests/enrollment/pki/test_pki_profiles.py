@@ -268,3 +268,14 @@ def test_weak_rsa_key_is_refused(ec_pki, subscriber_builder):
     weak = rsa.generate_private_key(65537, 1024).public_key()
     with pytest.raises(ValueError, match="at least 2048 bits"):
         subscriber_builder(ec_pki, weak)
+
+
+def test_subjects_read_as_openssl_writes_them(ec_pki, subscriber_keys, subscriber_builder, write_pem, run_cli, tmp_path):
+    cert = ec_pki.backend.sign_certificate(subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key()))
+    printed = run_cli(
+        "openssl", "x509", "-in", write_pem(tmp_path / "cert.pem", cert), "-noout", "-subject", "-nameopt", "RFC2253"
+    ).stdout.strip().removeprefix("subject=")
+
+    text = profiles.name_text(cert.subject)
+    assert text == printed
+    assert "GN=" in text and "SN=" in text and "organizationIdentifier=" in text and "2.5.4." not in text
