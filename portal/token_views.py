@@ -41,14 +41,14 @@ def _fresh_form():
     return TokenForm(initial={"submission": secrets.token_urlsafe(16)}, label_suffix="")
 
 
-def _first_submission(request, value: str) -> bool:
-    if not value:
-        return True
-    used = request.session.get("token_form_submissions", [])
-    if value in used:
-        return False
-    request.session["token_form_submissions"] = (used + [value])[-_REMEMBERED_SUBMISSIONS:]
-    return True
+def _submitted_before(request, value: str) -> bool:
+    return bool(value) and value in request.session.get("token_form_submissions", [])
+
+
+def _remember_submission(request, value: str) -> None:
+    if value:
+        used = request.session.get("token_form_submissions", [])
+        request.session["token_form_submissions"] = (used + [value])[-_REMEMBERED_SUBMISSIONS:]
 
 
 @login_required
@@ -59,7 +59,7 @@ def tokens(request):
     created = None
     if request.method == "POST" and form.is_valid():
         fields = {name: form.cleaned_data[name] for name in ("name", "expires_in_days")}
-        if not _first_submission(request, form.cleaned_data["submission"]):
+        if _submitted_before(request, form.cleaned_data["submission"]):
             messages.warning(
                 request,
                 "This form was sent already and its token is listed below. If you did not copy it, "
@@ -73,6 +73,7 @@ def tokens(request):
                 for field, errors in exc.message_dict.items() if hasattr(exc, "error_dict") else [(None, exc.messages)]:
                     form.add_error(field if field in form.fields else None, errors)
             else:
+                _remember_submission(request, form.cleaned_data["submission"])
                 form = _fresh_form()
     response = render(
         request,

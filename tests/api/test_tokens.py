@@ -230,6 +230,9 @@ def test_reloading_the_answer_page_does_not_create_a_second_token(pki, alice_bro
     assert ApiToken.objects.count() == 1
     fresh = re.search(r'name="submission" value="([^"]+)"', reloaded).group(1)
     assert fresh != submission
+    refused = alice_browser.post("/tokens/", {**form, "submission": fresh, "expires_in_days": "5"}).content.decode()
+    assert "Select a valid choice" in refused and ApiToken.objects.count() == 1
+    # The corrected form (same page, same hidden value) goes through.
     alice_browser.post("/tokens/", {**form, "submission": fresh})
     assert ApiToken.objects.count() == 2
 
