@@ -54,6 +54,11 @@ def browser(live_server, monkeypatch):
             yield browser
         finally:
             browser.close()
+            # The ORM connection the test used while Playwright's loop ran is not the one the
+            # final teardown closes; left open, PostgreSQL cannot drop the test database.
+            from django.db import connections
+
+            connections.close_all()
 
 
 def new_page(browser, live_server):
