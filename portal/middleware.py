@@ -1,3 +1,5 @@
+from django.http import HttpResponseBadRequest, JsonResponse
+
 from escrow.audit import current_source_ip
 
 
@@ -13,3 +15,24 @@ class AuditSourceMiddleware:
             return self.get_response(request)
         finally:
             current_source_ip.reset(token)
+
+
+class RejectNulCharactersMiddleware:
+    """A 400 for a NUL character in the path or a query parameter, before any view runs.
+
+    No address or filter of ours holds one, and PostgreSQL text cannot: a NUL that reached a
+    query (a serial in the path, an admin list filter) would fail there as a 500.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
+        ):
+            message = "The address contains a NUL character (%00); no page or parameter here accepts one."
+            if request.path.startswith("/api/"):
+                return JsonResponse({"error": {"code": "invalid", "message": message, "fields": {}}}, status=400)
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
