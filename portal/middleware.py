@@ -28,11 +28,16 @@ class RejectNulCharactersMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if "\x00" in request.path or any(
-            "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
-        ):
+        fields = {
+            key.replace("\x00", "\\x00"): ["A NUL character (%00) is not allowed."]
+            for key, values in request.GET.lists()
+            if "\x00" in key or any("\x00" in value for value in values)
+        }
+        if "\x00" in request.path or fields:
             message = "The address contains a NUL character (%00); no page or parameter here accepts one."
             if request.path.startswith("/api/"):
-                return JsonResponse({"error": {"code": "invalid", "message": message, "fields": {}}}, status=400)
+                if fields:  # the API's own shape for invalid parameters: "field: message; ..."
+                    message = "; ".join(f"{key}: {' '.join(errors)}" for key, errors in fields.items())
+                return JsonResponse({"error": {"code": "invalid", "message": message, "fields": fields}}, status=400)
             return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
