@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from . import services
 from .exceptions import PortalError
 from .pki.crl import REVOCATION_REASON_NAMES
-from .pki.serials import normalize_serial
+from .pki.serials import compact_hex, normalize_serial
 from .models import Certificate, CertificateAuthority, CertificateRequest, Employee
 
 
@@ -145,7 +145,7 @@ class CertificateAdmin(ReadOnlyAdmin):
     def get_search_results(self, request, queryset, search_term):
         # Serials and fingerprints as openssl or certutil print them: upper case, colons, leading zeros.
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        compact = "".join(search_term.split()).lower().replace(":", "")
+        compact = compact_hex(search_term)
         if compact:
             results |= queryset.filter(Q(serial=normalize_serial(search_term)) | Q(fingerprint_sha256=compact))
         return results, may_have_duplicates

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from enrollment.exceptions import NotFound, PortalError
 from enrollment.models import Employee
+from enrollment.pki.serials import normalize_serial
 
 from . import recovery
 from .forms import ALL_KEYS, OwnKeyRecoveryForm, Pkcs12DownloadForm
@@ -123,7 +124,7 @@ def _download(request, *, request_id: int, serial: str | None):
 @sensitive_post_parameters("passphrase", "passphrase_again")
 @require_http_methods(["GET", "POST"])
 def download_pkcs12(request, request_id: int, serial: str):
-    return _download(request, request_id=request_id, serial=serial.lower())
+    return _download(request, request_id=request_id, serial=normalize_serial(serial))
 
 
 @login_required

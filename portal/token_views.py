@@ -58,7 +58,6 @@ def tokens(request):
     form = TokenForm(request.POST, label_suffix="") if request.method == "POST" else _fresh_form()
     created = None
     if request.method == "POST" and form.is_valid():
-        fields = {name: form.cleaned_data[name] for name in ("name", "expires_in_days")}
         if _submitted_before(request, form.cleaned_data["submission"]):
             messages.warning(
                 request,
@@ -68,7 +67,9 @@ def tokens(request):
             form = _fresh_form()
         else:
             try:
-                created = api_token_create(user=request.user, **fields)
+                created = api_token_create(
+                    user=request.user, name=form.cleaned_data["name"], expires_in_days=form.cleaned_data["expires_in_days"]
+                )
             except ValidationError as exc:
                 for field, errors in exc.message_dict.items() if hasattr(exc, "error_dict") else [(None, exc.messages)]:
                     form.add_error(field if field in form.fields else None, errors)

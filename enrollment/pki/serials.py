@@ -11,9 +11,14 @@ def serial_text(serial_number: int) -> str:
     return format(serial_number, "x")
 
 
+def compact_hex(text: str) -> str:
+    """Hex as people paste it (colons, spaces, either case) as lower case without separators."""
+    return "".join((text or "").split()).lower().replace(":", "")
+
+
 def normalize_serial(text: str) -> str:
     """The stored form of a serial typed in any of the usual shapes; other text comes back cleaned only."""
-    cleaned = "".join((text or "").split()).lower().replace(":", "")
+    cleaned = compact_hex(text)
     if cleaned.startswith("0x"):
         cleaned = cleaned[2:]
     if cleaned and all(c in "0123456789abcdef" for c in cleaned):
