@@ -1,35 +1,15 @@
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from . import services
-from .exceptions import PortalError
+from core.admin_tools import ReadOnlyAdmin, action_confirmation
+from core.exceptions import PortalError, error_message
 from .pki.crl import REVOCATION_REASON_NAMES
 from .pki.serials import compact_hex, normalize_serial
 from .models import Certificate, CertificateAuthority, CertificateRequest, Employee
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written only by services: visible to those allowed to view, editable by nobody."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-def _outcome_message(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(exc.messages)
-    return exc.message if isinstance(exc, PortalError) else str(exc)
 
 
 class RejectForm(forms.Form):
@@ -42,25 +22,6 @@ class RevokeForm(forms.Form):
         help_text="RFC 5280 reason; it is published in the CRL and OCSP responses.",
     )
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, required=False)
-
-
-def action_confirmation(modeladmin, request, queryset, *, action: str, title: str, question: str, button: str, form):
-    """The confirmation page of an admin action (posts the same selection back with confirm=yes)."""
-    return TemplateResponse(
-        request,
-        "admin/action_confirmation.html",
-        {
-            **modeladmin.admin_site.each_context(request),
-            "title": title,
-            "question": question,
-            "button": button,
-            "opts": modeladmin.model._meta,
-            "queryset": queryset,
-            "form": form,
-            "action": action,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        },
-    )
 
 
 @admin.register(CertificateRequest)
@@ -96,7 +57,7 @@ class CertificateRequestAdmin(ReadOnlyAdmin):
             try:
                 result = services.certificate_request_approve(request_id=pk, approver=request.user)
             except (PortalError, ValidationError) as exc:
-                self.message_user(request, f"Request #{pk} not approved: {_outcome_message(exc)}", messages.ERROR)
+                self.message_user(request, f"Request #{pk} not approved: {error_message(exc, separator='; ')}", messages.ERROR)
                 continue
             if result.state == CertificateRequest.State.ISSUED:
                 self.message_user(
@@ -115,7 +76,7 @@ class CertificateRequestAdmin(ReadOnlyAdmin):
                         request_id=pk, approver=request.user, reason=form.cleaned_data["reason"]
                     )
                 except (PortalError, ValidationError) as exc:
-                    self.message_user(request, f"Request #{pk} not rejected: {_outcome_message(exc)}", messages.ERROR)
+                    self.message_user(request, f"Request #{pk} not rejected: {error_message(exc, separator='; ')}", messages.ERROR)
                 else:
                     self.message_user(request, f"Request #{pk} rejected.", messages.SUCCESS)
             return None
@@ -164,7 +125,7 @@ class CertificateAdmin(ReadOnlyAdmin):
                         comment=form.cleaned_data["comment"],
                     )
                 except (PortalError, ValidationError) as exc:
-                    self.message_user(request, f"Could not revoke {serial}: {_outcome_message(exc)}", messages.ERROR)
+                    self.message_user(request, f"Could not revoke {serial}: {error_message(exc, separator='; ')}", messages.ERROR)
                 else:
                     self.message_user(
                         request, f"Revoked {serial} ({form.cleaned_data['reason']}); the CRL is reissued.", messages.SUCCESS
@@ -213,7 +174,7 @@ class EmployeeAdmin(admin.ModelAdmin):
                 try:
                     revoked = services.employee_offboard(user=employee.user, actor=request.user)
                 except (PortalError, ValidationError) as exc:
-                    self.message_user(request, f"Could not offboard {employee.mail}: {_outcome_message(exc)}", messages.ERROR)
+                    self.message_user(request, f"Could not offboard {employee.mail}: {error_message(exc, separator='; ')}", messages.ERROR)
                 else:
                     self.message_user(
                         request,

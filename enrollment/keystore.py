@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .exceptions import ConfigurationError
+from core.exceptions import ConfigurationError
 from .models import CertificateAuthority
 from .pki.backends import EncryptedFileKeyBackend, KeyBackend, KeyBackendError
 

@@ -30,9 +30,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from escrow.audit import audit_record
+from audit.events import AuditAction
 
-from .exceptions import ConfigurationError
+from audit.services import audit_record
+
+from core.exceptions import ConfigurationError
 from .keystore import key_backend_for
 from .models import Certificate, CertificateAuthority
 from .pki import ocsp as pki_ocsp
@@ -244,7 +246,7 @@ def ocsp_responder_issue(
         handle.write(certificate.public_bytes(Encoding.PEM))
     os.replace(temporary, directory / f"{stem}.crt.pem")
     audit_record(
-        action="ocsp.responder_issued",
+        action=AuditAction.OCSP_RESPONDER_ISSUED,
         obj=ca,
         details={"serial": stem, "not_after": certificate.not_valid_after_utc.isoformat()},
     )

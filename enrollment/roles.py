@@ -27,7 +27,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "enrollment.view_certificateauthority",
         "escrow.view_escrowrecord",
         "escrow.view_keyrecoveryagent",
-        "escrow.view_auditevent",
+        "audit.view_auditevent",
         "enrollment.view_directorypublication",
         "escrow.view_recoveryrequest",
         "escrow.request_legal_hold",
@@ -44,7 +44,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "escrow.view_escrowrecord",
         "escrow.view_keyrecoveryagent",
         "escrow.change_keyrecoveryagent",
-        # Not escrow.view_auditevent: the audit log is the Auditors' (the API and the admin agree).
+        # Not audit.view_auditevent: the audit log is the Auditors' (the API and the admin agree).
         "enrollment.view_directorypublication",
         "enrollment.retry_directorypublication",
         "escrow.view_recoveryrequest",

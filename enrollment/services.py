@@ -19,11 +19,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from escrow.audit import audit_record
+from audit.events import AuditAction
+
+from audit.services import audit_record
 from escrow.services import escrow_record_create, pickup_copy_create, pickup_copy_open
 
 from . import selectors, signals
-from .exceptions import InvalidState, IssuanceError, NotAllowed, NotFound, PortalError, SeparationOfDuties
+from core.exceptions import InvalidState, IssuanceError, NotAllowed, NotFound, PortalError, SeparationOfDuties
 from .keystore import key_backend_for, store_ca_key
 from .models import Certificate, CertificateAuthority, CertificateRequest, Employee
 from .pki import ca as pki_ca
@@ -80,7 +82,7 @@ def _ca_row(*, slug, certificate, key_reference, key_backend="file", parent=None
     )
     ca.full_clean()
     ca.save()
-    audit_record(action="ca.created", obj=ca, details={"slug": slug, "subject": name_text(certificate.subject)})
+    audit_record(action=AuditAction.CA_CREATED, obj=ca, details={"slug": slug, "subject": name_text(certificate.subject)})
     return ca
 
 
@@ -228,7 +230,7 @@ def crl_generate(*, ca: CertificateAuthority) -> bytes:
     ca.crl_der = crl.public_bytes(Encoding.DER)
     ca.crl_next_update = next_update
     ca.save(update_fields=["crl_number", "crl_der", "crl_next_update"])
-    audit_record(action="crl.generated", obj=ca, details={"crl_number": ca.crl_number})
+    audit_record(action=AuditAction.CRL_GENERATED, obj=ca, details={"crl_number": ca.crl_number})
     return bytes(ca.crl_der)
 
 
@@ -289,7 +291,7 @@ def employee_create(*, actor, username: str, mail: str, **fields) -> Employee:
         user.full_clean(exclude=["password"])
         user.save()
     employee = employee_upsert(user=user, mail=mail, **fields)
-    audit_record(action="employee.created", actor=actor, obj=employee, details={"username": username, "mail": employee.mail})
+    audit_record(action=AuditAction.EMPLOYEE_CREATED, actor=actor, obj=employee, details={"username": username, "mail": employee.mail})
     return employee
 
 
@@ -309,7 +311,7 @@ def employee_update(*, employee: Employee, actor, **changes) -> Employee:
     employee = employee_upsert(user=employee.user, **{**current, **changes})
     changed = sorted(key for key in changes if changes[key] != current[key])
     if changed:
-        audit_record(action="employee.changed", actor=actor, obj=employee, details={"fields": changed})
+        audit_record(action=AuditAction.EMPLOYEE_CHANGED, actor=actor, obj=employee, details={"fields": changed})
     return employee
 
 
@@ -363,7 +365,7 @@ def certificate_request_create(
     request.full_clean()
     request.save()
     audit_record(
-        action="request.created",
+        action=AuditAction.REQUEST_CREATED,
         actor=submitted_by,
         obj=request,
         details={
@@ -405,7 +407,7 @@ def certificate_request_approve(*, request_id: int, approver) -> CertificateRequ
     request.decided_by = approver
     request.decided_at = timezone.now()
     request.save(update_fields=["state", "decided_by", "decided_at"])
-    audit_record(action="request.approved", actor=approver, obj=request)
+    audit_record(action=AuditAction.REQUEST_APPROVED, actor=approver, obj=request)
     signals.post_approve_request.send(sender=CertificateRequest, request=request, approver=approver)
     request.refresh_from_db()
     return request
@@ -422,7 +424,7 @@ def certificate_request_reject(*, request_id: int, approver, reason: str) -> Cer
     request.decided_at = timezone.now()
     request.reason = reason
     request.save(update_fields=["state", "decided_by", "decided_at", "reason"])
-    audit_record(action="request.rejected", actor=approver, obj=request, details={"reason": reason})
+    audit_record(action=AuditAction.REQUEST_REJECTED, actor=approver, obj=request, details={"reason": reason})
     signals.post_reject_request.send(sender=CertificateRequest, request=request, approver=approver)
     return request
 
@@ -496,7 +498,7 @@ def certificate_issue(*, request: CertificateRequest) -> Certificate:
             escrow_record_create(certificate=certificate, private_key=key)
         pickup_copy_create(certificate=certificate, private_key=key)
         audit_record(
-            action="certificate.issued",
+            action=AuditAction.CERTIFICATE_ISSUED,
             obj=certificate,
             details={
                 "serial": certificate.serial,
@@ -526,7 +528,7 @@ def certificate_request_fulfil(*, request: CertificateRequest) -> Certificate | 
             logger.exception("Issuance for request %s failed", request.pk)
             reason = f"Issuance failed unexpectedly ({type(exc).__name__}); see the server log."
         CertificateRequest.objects.filter(pk=request.pk).update(state=CertificateRequest.State.FAILED, reason=reason)
-        audit_record(action="request.failed", obj=request, details={"reason": reason})
+        audit_record(action=AuditAction.REQUEST_FAILED, obj=request, details={"reason": reason})
         return None
 
 
@@ -571,7 +573,7 @@ def certificate_pkcs12_export(*, user, serial: str, passphrase: str, fmt: str = 
 
         PickupCopy.objects.filter(certificate=certificate).delete()
     audit_record(
-        action="certificate.pkcs12_downloaded",
+        action=AuditAction.CERTIFICATE_PKCS12_DOWNLOADED,
         actor=user,
         obj=certificate,
         details={"format": fmt, "pickup_destroyed": certificate.usage == Certificate.Usage.SIGNING},
@@ -635,7 +637,7 @@ def certificate_revoke(*, serial: str, actor, reason: str, comment: str = "") ->
 
     PickupCopy.objects.filter(certificate=certificate).delete()
     audit_record(
-        action="certificate.revoked",
+        action=AuditAction.CERTIFICATE_REVOKED,
         actor=actor,
         obj=certificate,
         details={"serial": certificate.serial, "reason": reason, "comment": certificate.revocation_comment},
@@ -659,7 +661,7 @@ def certificates_expire(*, now=None) -> int:
                 continue
             certificate.status = Certificate.Status.EXPIRED
             certificate.save(update_fields=["status"])
-            audit_record(action="certificate.expired", obj=certificate, details={"serial": certificate.serial})
+            audit_record(action=AuditAction.CERTIFICATE_EXPIRED, obj=certificate, details={"serial": certificate.serial})
             signals.post_expire_certificate.send(sender=Certificate, certificate=certificate)
         count += 1
     return count
@@ -723,7 +725,7 @@ def _expiry_notice_send(*, certificate: Certificate, due: list[int]) -> int:
             recipient_list=[certificate.mailbox],
         )
         audit_record(
-            action="certificate.expiry_notice_sent",
+            action=AuditAction.CERTIFICATE_EXPIRY_NOTICE_SENT,
             obj=certificate,
             details={"serial": certificate.serial, "threshold_days": min(due)},
         )
@@ -781,7 +783,7 @@ def certificate_renewal_request(*, serial: str, user) -> CertificateRequest:
         request.decided_at = timezone.now()
         request.reason = "Renewal of an unchanged identity, approved by policy."
         request.save(update_fields=["state", "decided_at", "reason"])
-        audit_record(action="request.auto_approved", obj=request, details={"renewal_of": certificate.serial})
+        audit_record(action=AuditAction.REQUEST_AUTO_APPROVED, obj=request, details={"renewal_of": certificate.serial})
         signals.post_approve_request.send(sender=CertificateRequest, request=request, approver=None)
         request.refresh_from_db()
     return request
@@ -813,7 +815,7 @@ def employee_offboard(*, user, actor=None) -> list[Certificate]:
     user.is_active = False
     user.save(update_fields=["is_active"])
     audit_record(
-        action="employee.offboarded",
+        action=AuditAction.EMPLOYEE_OFFBOARDED,
         actor=actor,
         obj=user,
         details={

@@ -107,10 +107,3 @@ def expiry_notices_send() -> int:
     from .services import expiry_notices_send as send
 
     return send()
-
-
-@shared_task(name="escrow.pickup_copies_purge_expired", ignore_result=True)
-def pickup_copies_purge_expired() -> int:
-    from escrow.services import pickup_copies_purge_expired as purge
-
-    return purge()

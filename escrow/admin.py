@@ -9,17 +9,11 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 
-from enrollment.admin import ReadOnlyAdmin, action_confirmation
-from enrollment.exceptions import PortalError
+from core.admin_tools import ReadOnlyAdmin, action_confirmation
+from core.exceptions import PortalError, error_message
 
 from . import cms, recovery, services
 from .models import EscrowRecord, KeyRecoveryAgent, RecoveryDecision, RecoveryRequest
-
-
-def _outcome(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(exc.messages)
-    return exc.message if isinstance(exc, PortalError) else str(exc)
 
 
 @admin.register(KeyRecoveryAgent)
@@ -207,7 +201,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
             try:
                 result = decide(request_id=pk)
             except (PortalError, ValidationError) as exc:
-                self.message_user(request, f"Recovery #{pk} not {verb}: {_outcome(exc)}", messages.ERROR)
+                self.message_user(request, f"Recovery #{pk} not {verb}: {error_message(exc, separator='; ')}", messages.ERROR)
             else:
                 self.message_user(request, f"Recovery #{pk} {verb}; it is now {result.status}.", messages.SUCCESS)
 
@@ -338,6 +332,3 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
                 "form": form,
             },
         )
-
-
-from . import admin_audit  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Escrowed keys, pickup copies, key recovery agents and the audit log.
+"""Escrowed keys, pickup copies, key recovery agents and recoveries.
 
 No field here ever holds a private key in plaintext: escrow is CMS EnvelopedData to the
 agents' certificates, pickup copies are sealed under a key-encryption key that lives
@@ -66,27 +66,6 @@ class PickupCopy(models.Model):
 
     def __str__(self) -> str:
         return f"Pickup of {self.certificate}"
-
-
-class AuditEvent(models.Model):
-    """One security-relevant event; each hashes its content and its predecessor's hash."""
-
-    timestamp = models.DateTimeField(db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)  # actor_id is hashed: deactivate users, never delete them
-    actor_name = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=64, db_index=True)
-    object_type = models.CharField(max_length=64, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    source_ip = models.GenericIPAddressField(null=True, blank=True)
-    details = models.JSONField(default=dict, blank=True)
-    previous_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
-
-    class Meta:
-        ordering = ["-id"]
-
-    def __str__(self) -> str:
-        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action}"
 
 
 # --- Key recovery under dual control ----------------------------------------------------

@@ -23,7 +23,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from enrollment.exceptions import (
+from core.exceptions import (
     ConfigurationError,
     InvalidState,
     NotAllowed,
@@ -37,9 +37,12 @@ from enrollment.pki.pkcs12 import PKCS12_FORMATS, pkcs12_bundle
 from enrollment.pki.serials import normalize_serial
 
 from . import sealing
-from .audit import audit_record
+from audit.events import AuditAction
+from audit.services import audit_record
 from .models import RecoveryDecision, RecoveryPickup, RecoveryRequest
-from .services import agent_credential_load, escrow_record_open, mail_on_commit
+from core.mail import mail_on_commit
+
+from .services import agent_credential_load, escrow_record_open
 
 Status = RecoveryRequest.Status
 Purpose = RecoveryRequest.Purpose
@@ -209,7 +212,7 @@ def recovery_request_create(
     request.full_clean()
     request.save()
     audit_record(
-        action="recovery.requested",
+        action=AuditAction.RECOVERY_REQUESTED,
         actor=requested_by,
         obj=request,
         details={
@@ -279,7 +282,7 @@ def recovery_request_approve(*, request_id: int, approver, comment: str = "") ->
         request.decided_at = timezone.now()
         request.save(update_fields=["status", "decided_at"])
     audit_record(
-        action="recovery.approved",
+        action=AuditAction.RECOVERY_APPROVED,
         actor=approver,
         obj=request,
         details={
@@ -305,7 +308,7 @@ def recovery_request_reject(*, request_id: int, approver, comment: str) -> Recov
     request.status = Status.REJECTED
     request.decided_at = timezone.now()
     request.save(update_fields=["status", "decided_at"])
-    audit_record(action="recovery.rejected", actor=approver, obj=request, details={"comment": comment})
+    audit_record(action=AuditAction.RECOVERY_REJECTED, actor=approver, obj=request, details={"comment": comment})
     return request
 
 
@@ -385,7 +388,7 @@ def recovery_request_complete(*, request_id: int, agent, agent_pkcs12: bytes, pa
     request.save(update_fields=["status", "completed_at", "completed_by"])
     serials = [certificate.serial for certificate, _ in keys]
     audit_record(
-        action="recovery.completed",
+        action=AuditAction.RECOVERY_COMPLETED,
         actor=agent,
         obj=request,
         details={
@@ -512,7 +515,7 @@ def recovery_pkcs12_export(
     bundle = _bundle(pickup, _unseal(pickup), passphrase=passphrase, fmt=fmt)
     _count_downloads(pickups)
     audit_record(
-        action="recovery.downloaded",
+        action=AuditAction.RECOVERY_DOWNLOADED,
         actor=user,
         obj=request,
         details={"certificates": [pickup.certificate.serial], "format": fmt, "bundle": "pkcs12"},
@@ -543,7 +546,7 @@ def key_history_pkcs12_export(*, user, request_id: int, passphrase: str, fmt: st
     _count_downloads(pickups)
     serials = [pickup.certificate.serial for pickup in pickups]
     audit_record(
-        action="recovery.downloaded",
+        action=AuditAction.RECOVERY_DOWNLOADED,
         actor=user,
         obj=request,
         details={"certificates": serials, "format": fmt, "bundle": "key-history"},

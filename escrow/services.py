@@ -17,30 +17,18 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from enrollment.exceptions import ConfigurationError, InvalidState, NotFound, PickupUnavailable
+from core.exceptions import ConfigurationError, InvalidState, NotFound, PickupUnavailable
 from enrollment.pki.keys import private_key_from_der, private_key_to_der
 from enrollment.pki.profiles import name_text
 
+from core.mail import mail_on_commit
+
 from . import cms, sealing
-from .audit import audit_record
+from audit.events import AuditAction
+from audit.services import audit_record
 from .models import EscrowRecord, KeyRecoveryAgent, PickupCopy
 
 logger = logging.getLogger(__name__)
-
-
-# --- Mail to key owners -------------------------------------------------------------------
-
-
-def mail_on_commit(*, to: list[str], subject: str, body: str) -> None:
-    """Send a notice once the transaction commits; a mail failure is logged, never fatal."""
-    recipients = sorted({address for address in to if address})
-    if not recipients:
-        return
-
-    def send() -> None:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
-
-    transaction.on_commit(send, robust=True)
 
 
 def _escrow_notice(certificate) -> None:
@@ -78,7 +66,7 @@ def escrow_record_create(*, certificate, private_key) -> EscrowRecord:
     record = EscrowRecord.objects.create(certificate=certificate, envelope_der=envelope)
     record.agents.set(agents)
     audit_record(
-        action="escrow.created",
+        action=AuditAction.ESCROW_CREATED,
         obj=record,
         details={"certificate": certificate.serial, "agents": [agent.fingerprint_sha256 for agent in agents]},
     )
@@ -172,7 +160,7 @@ def key_recovery_agent_create(*, name: str, user=None, key_type: str = "rsa-3072
         fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(),
     )
     audit_record(
-        action="kra.created",
+        action=AuditAction.KRA_CREATED,
         actor=actor,
         obj=agent,
         details={"name": name, "fingerprint": agent.fingerprint_sha256, "user": user.get_username() if user else ""},
@@ -236,7 +224,7 @@ def key_recovery_agent_import(*, certificate: x509.Certificate, name: str = "", 
     agent.full_clean()
     agent.save()
     audit_record(
-        action="kra.imported",
+        action=AuditAction.KRA_IMPORTED,
         actor=actor,
         obj=agent,
         details={"name": agent.name, "fingerprint": fingerprint, "subject": name_text(certificate.subject)},
@@ -260,7 +248,7 @@ def key_recovery_agent_deactivate(*, agent_id: int, actor=None) -> KeyRecoveryAg
     agent.is_active = False
     agent.save(update_fields=["is_active"])
     audit_record(
-        action="kra.deactivated", actor=actor, obj=agent, details={"name": agent.name, "fingerprint": agent.fingerprint_sha256}
+        action=AuditAction.KRA_DEACTIVATED, actor=actor, obj=agent, details={"name": agent.name, "fingerprint": agent.fingerprint_sha256}
     )
     return agent
 
@@ -373,7 +361,7 @@ def escrow_record_rewrap(*, record: EscrowRecord, credential: AgentCredential, a
     record.save(update_fields=["envelope_der"])
     record.agents.set(agents)
     audit_record(
-        action="escrow.rewrapped",
+        action=AuditAction.ESCROW_REWRAPPED,
         actor=actor,
         obj=record,
         details={

@@ -1,13 +1,13 @@
-"""Periodic escrow and audit work as Celery tasks (thin wrappers; see enrollment/tasks.py)."""
+"""Periodic escrow work as Celery tasks (thin wrappers; see enrollment/tasks.py)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from .services.pickups import pickup_copies_purge_expired as purge
 
-@shared_task(name="escrow.audit_checkpoint", ignore_result=True)
-def audit_checkpoint() -> None:
-    """Anchor the head of the audit chain, so that deleting the newest events is detected."""
-    from .audit import audit_checkpoint as checkpoint
 
-    checkpoint()
+@shared_task(name="escrow.pickup_copies_purge_expired", ignore_result=True)
+def pickup_copies_purge_expired() -> int:
+    """Delete pickup copies and wipe recovered keys whose window has closed."""
+    return purge()

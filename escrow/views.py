@@ -4,13 +4,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from enrollment.exceptions import NotFound, PortalError
+from core.downloads import attachment
+from core.exceptions import NotFound, PortalError, error_message
 from enrollment.models import Employee
 from enrollment.pki.serials import normalize_serial
 
@@ -22,17 +23,6 @@ from .models import RecoveryRequest
 def _own_escrowed(user):
     employee = Employee.objects.filter(user=user).first()
     return employee, list(recovery.escrowed_certificates(employee)) if employee else []
-
-
-def _attachment(data: bytes, content_type: str, filename: str) -> HttpResponse:
-    response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-def _error_text(exc: Exception) -> str:
-    return " ".join(exc.messages) if isinstance(exc, ValidationError) else exc.message
 
 
 @login_required
@@ -75,7 +65,7 @@ def request_own(request):
                 employee_username=request.user.get_username() if choice == ALL_KEYS else "",
             )
         except (ValidationError, PortalError) as exc:
-            messages.error(request, _error_text(exc))
+            messages.error(request, error_message(exc))
         else:
             messages.success(
                 request,
@@ -102,16 +92,16 @@ def _download(request, *, request_id: int, serial: str | None):
                     user=request.user, request_id=request_id,
                     passphrase=form.cleaned_data["passphrase"], fmt=form.cleaned_data["format"],
                 )
-                return _attachment(data, "application/zip", filename)
+                return attachment(data, "application/zip", filename, private=True)
             filename, data = recovery.recovery_pkcs12_export(
                 user=request.user, request_id=request_id, serial=serial,
                 passphrase=form.cleaned_data["passphrase"], fmt=form.cleaned_data["format"],
             )
-            return _attachment(data, "application/x-pkcs12", filename)
+            return attachment(data, "application/x-pkcs12", filename, private=True)
         except NotFound:
             raise Http404("No recovered key for you here") from None
         except (ValidationError, PortalError) as exc:
-            form.add_error(None, _error_text(exc))
+            form.add_error(None, error_message(exc))
     return render(
         request,
         "escrow/download.html",

@@ -33,7 +33,7 @@ from django_auth_ldap.config import (
 )
 
 from enrollment.directory.config import DirectoryConfig
-from enrollment.exceptions import ConfigurationError
+from core.exceptions import ConfigurationError
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from enrollment.exceptions import NotFound
-from escrow.audit import audit_record
+from core.exceptions import NotFound
+from audit.events import AuditAction
+from audit.services import audit_record
 
 from .models import ApiToken
 
@@ -72,7 +73,7 @@ def api_token_create(*, user, name: str, expires_in_days: int | None = DEFAULT_T
     token.full_clean()
     token.save()
     audit_record(
-        action="token.created",
+        action=AuditAction.TOKEN_CREATED,
         actor=user,
         obj=token,
         details={"name": name, "prefix": token.prefix, "expires_at": token.expires_at.isoformat()},
@@ -91,7 +92,7 @@ def api_token_revoke(*, user, token_id: int) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        audit_record(action="token.revoked", actor=user, obj=token, details={"name": token.name, "prefix": token.prefix})
+        audit_record(action=AuditAction.TOKEN_REVOKED, actor=user, obj=token, details={"name": token.name, "prefix": token.prefix})
     return token
 
 

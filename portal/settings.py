@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "portal",
+    "audit",
     "enrollment",
     "escrow",
 ]
@@ -104,7 +105,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "portal.middleware.AuditSourceMiddleware",
+    "audit.middleware.AuditSourceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -177,11 +178,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "EXCEPTION_HANDLER": "enrollment.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
     # Every list: ?page=N&page_size=M (at most 200), in a stable order.
-    "DEFAULT_PAGINATION_CLASS": "enrollment.api.pagination.PortalPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.PortalPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -351,7 +352,7 @@ CELERY_BEAT_SCHEDULE = {
     "certificates-expire": {"task": "enrollment.certificates_expire", "schedule": 3600.0},
     "expiry-notices-send": {"task": "enrollment.expiry_notices_send", "schedule": 6 * 3600.0},
     "pickup-copies-purge": {"task": "escrow.pickup_copies_purge_expired", "schedule": 3600.0},
-    "audit-checkpoint": {"task": "escrow.audit_checkpoint", "schedule": 3600.0},
+    "audit-checkpoint": {"task": "audit.checkpoint", "schedule": 3600.0},
 }
 
 # Uploads (a key recovery agent's PKCS#12) stay in memory and never touch the disk; a file

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from enrollment.exceptions import PortalError
+from core.exceptions import PortalError
 
 from .services import (
     DEFAULT_TOKEN_LIFETIME_DAYS,

@@ -24,7 +24,7 @@ urlpatterns = [
     path("ocsp/", include("portal.ocsp_urls")),
     path("api/v1/", include("enrollment.api.urls")),
     path("api/v1/", include("escrow.api.recovery_urls")),
-    path("api/v1/", include("escrow.api.audit_urls")),
+    path("api/v1/", include("audit.api.urls")),
     path("recovery/", include(("escrow.urls", "escrow"))),
     path("tokens/", include(("portal.token_urls", "tokens"))),
     path("admin/", admin.site.urls),
@@ -34,4 +34,4 @@ admin.site.site_header = "S/MIME portal administration"
 admin.site.site_title = "S/MIME portal"
 
 # Under /api/, a URL that names nothing answers in the API's JSON error shape too.
-handler404 = "enrollment.api.errors.page_not_found"
+handler404 = "core.api.errors.page_not_found"

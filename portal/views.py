@@ -14,7 +14,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from enrollment import selectors, services
-from enrollment.exceptions import NotFound, PortalError
+from core.downloads import attachment
+from core.exceptions import NotFound, PortalError, error_message
 from enrollment.models import CertificateAuthority, Employee
 
 from .forms import CertificateRequestForm, Pkcs12DownloadForm, RevokeOwnForm
@@ -22,14 +23,6 @@ from .forms import CertificateRequestForm, Pkcs12DownloadForm, RevokeOwnForm
 
 def _employee(user) -> Employee | None:
     return Employee.objects.filter(user=user).first()
-
-
-def _attachment(data: bytes, content_type: str, filename: str, *, private: bool = False) -> HttpResponse:
-    response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    if private:
-        response["Cache-Control"] = "no-store"
-    return response
 
 
 @login_required
@@ -64,16 +57,12 @@ def request_certificate(request):
                 employee=employee, submitted_by=request.user, **form.cleaned_data
             )
         except (ValidationError, PortalError) as exc:
-            messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else exc.message)
+            messages.error(request, error_message(exc))
         else:
             messages.success(request, f"Request #{created.pk} submitted. An approver will review it.")
     else:
         messages.error(request, "Choose a key type and a certificate type from the lists.")
     return redirect("portal:home")
-
-
-def _service_error(exc) -> str:
-    return " ".join(exc.messages) if isinstance(exc, ValidationError) else exc.message
 
 
 @login_required
@@ -88,7 +77,7 @@ def revoke_own_certificate(request, serial: str):
     except NotFound:
         raise Http404("No such certificate") from None
     except (ValidationError, PortalError) as exc:
-        messages.error(request, _service_error(exc))
+        messages.error(request, error_message(exc))
     else:
         messages.success(request, f"Certificate {certificate.serial} is revoked. Request a new one below.")
     return redirect("portal:home")
@@ -102,7 +91,7 @@ def renew_certificate(request, serial: str):
     except NotFound:
         raise Http404("No such certificate") from None
     except (ValidationError, PortalError) as exc:
-        messages.error(request, _service_error(exc))
+        messages.error(request, error_message(exc))
         return redirect("portal:home")
     if renewal.state == renewal.State.ISSUED:
         messages.success(request, f"Renewed: your new certificate {renewal.certificate.serial} is ready to download.")
@@ -135,7 +124,7 @@ def download_pkcs12(request, serial: str):
         except PortalError as exc:
             form.add_error(None, exc.message)
         else:
-            return _attachment(bundle, "application/x-pkcs12", f"{certificate.mailbox}.p12", private=True)
+            return attachment(bundle, "application/x-pkcs12", f"{certificate.mailbox}.p12", private=True)
     return render(request, "portal/download.html", {"certificate": certificate, "form": form})
 
 
@@ -149,10 +138,10 @@ def download_certificate(request, serial: str, fmt: str):
     if fmt not in {"pem", "cer", "der"}:
         raise Http404("Unknown format")
     if fmt == "pem":
-        return _attachment(
+        return attachment(
             certificate.x509.public_bytes(Encoding.PEM), "application/x-pem-file", f"{certificate.mailbox}.pem"
         )
-    return _attachment(certificate.x509.public_bytes(Encoding.DER), "application/pkix-cert", f"{certificate.mailbox}.cer")
+    return attachment(certificate.x509.public_bytes(Encoding.DER), "application/pkix-cert", f"{certificate.mailbox}.cer")
 
 
 @require_GET
@@ -162,7 +151,7 @@ def ca_chain(request):
     except PortalError:
         raise Http404("No CA") from None
     pem = b"".join(item.certificate.public_bytes(Encoding.PEM) for item in ca.chain())
-    return _attachment(pem, "application/x-pem-file", "ca-chain.pem")
+    return attachment(pem, "application/x-pem-file", "ca-chain.pem")
 
 
 @require_GET

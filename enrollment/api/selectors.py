@@ -11,7 +11,7 @@ import re
 
 from django.db.models import QuerySet
 
-from enrollment.exceptions import NotFound
+from core.exceptions import NotFound
 from enrollment.models import Certificate, CertificateAuthority, CertificateRequest, DirectoryPublication, Employee
 
 _SERIAL = re.compile(r"^[0-9A-Fa-f:]{1,64}$")

@@ -54,24 +54,6 @@ class MailboxField(serializers.EmailField):
         return value
 
 
-# --- Errors ---------------------------------------------------------------------------------
-
-
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField(help_text='Machine-readable: "invalid", "not_found", "separation_of_duties", …')
-    message = serializers.CharField(help_text="What went wrong, for a person.")
-    fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text="Per input field, what is wrong with it (for code \"invalid\"); empty otherwise.",
-    )
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The one shape of every 4xx (and 503) answer."""
-
-    error = ErrorBodySerializer()
-
-
 # --- Certificates ---------------------------------------------------------------------------
 
 

@@ -19,11 +19,11 @@ from rest_framework.views import APIView
 
 from enrollment import selectors as enrollment_selectors
 from enrollment import services
-from enrollment.exceptions import ConfigurationError, NotAllowed, NotFound
+from core.exceptions import ConfigurationError, NotAllowed, NotFound
 from enrollment.models import Employee
 
 from . import selectors
-from .schema import error_responses
+from core.api.schema import error_responses
 from .serializers import (
     CertificateAuthoritySerializer,
     CertificateFilterSerializer,

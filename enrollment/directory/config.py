@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ..exceptions import ConfigurationError
+from core.exceptions import ConfigurationError
 
 
 @dataclass(frozen=True)

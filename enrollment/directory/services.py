@@ -27,9 +27,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from escrow.audit import audit_record
+from audit.events import AuditAction
 
-from ..exceptions import PortalError
+from audit.services import audit_record
+
+from core.exceptions import PortalError
 from ..models import Certificate, CertificateAuthority, DirectoryPublication, Employee
 from . import publisher
 from .client import DirectoryClient, DirectoryError, DirectoryUnavailable, EntryLocator
@@ -229,11 +231,11 @@ def _record_success(*, publication, operation: str, outcome: publisher.PublishOu
     row.last_error = ""
     row.entry_dn = outcome.entry_dn
     if operation == "publish" and outcome.superseded_by:
-        final, action = State.SUPERSEDED, "directory.superseded"
+        final, action = State.SUPERSEDED, AuditAction.DIRECTORY_SUPERSEDED
     elif operation == "publish":
-        final, action = State.PUBLISHED, "directory.published"
+        final, action = State.PUBLISHED, AuditAction.DIRECTORY_PUBLISHED
     else:
-        final, action = State.REMOVED, "directory.unpublished"
+        final, action = State.REMOVED, AuditAction.DIRECTORY_UNPUBLISHED
     if _operation(row) == operation:
         row.state = final
         row.next_attempt_at = None
@@ -288,7 +290,7 @@ def _record_failure(*, publication, operation: str, error: str, actor) -> None:
     row.next_attempt_at = timezone.now() + retry_delay(row.attempts)
     row.save(update_fields=["attempts", "last_error", "state", "next_attempt_at", "updated_at"])
     audit_record(
-        action="directory.publish_failed" if operation == "publish" else "directory.unpublish_failed",
+        action=AuditAction.DIRECTORY_PUBLISH_FAILED if operation == "publish" else AuditAction.DIRECTORY_UNPUBLISH_FAILED,
         actor=actor,
         obj=row.certificate,
         details={
@@ -433,7 +435,7 @@ def ca_entry_publish(*, ca: CertificateAuthority, connection: DirectoryClient | 
             client.close()
     ca.refresh_from_db(fields=["crl_number"])  # crl_current may have signed a new one
     audit_record(
-        action="directory.ca_published",
+        action=AuditAction.DIRECTORY_CA_PUBLISHED,
         actor=actor,
         obj=ca,
         details={"ca": ca.slug, "entry_dn": result.entry_dn, "changed": result.changed, "crl_number": ca.crl_number},
@@ -444,7 +446,7 @@ def ca_entry_publish(*, ca: CertificateAuthority, connection: DirectoryClient | 
 def _ca_publish_failed(*, ca: CertificateAuthority, entry_dn: str, error: str, actor) -> CaPublishOutcome:
     logger.warning("Publishing CA %s to the directory entry %s failed: %s", ca.slug, entry_dn or "(none)", error)
     audit_record(
-        action="directory.ca_publish_failed", actor=actor, obj=ca, details={"ca": ca.slug, "entry_dn": entry_dn, "error": error}
+        action=AuditAction.DIRECTORY_CA_PUBLISH_FAILED, actor=actor, obj=ca, details={"ca": ca.slug, "entry_dn": entry_dn, "error": error}
     )
     return CaPublishOutcome(ok=False, entry_dn=entry_dn, error=error)
 
@@ -518,7 +520,7 @@ def directory_user_sync(
 
     if result.granted or result.revoked:
         audit_record(
-            action="auth.roles_changed",
+            action=AuditAction.AUTH_ROLES_CHANGED,
             actor=user,
             obj=user,
             details={"source": "directory", "entry_dn": entry_dn, "granted": result.granted, "revoked": result.revoked},

@@ -9,8 +9,8 @@ from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from enrollment.exceptions import NotFound
-from enrollment.api.schema import error_responses
+from core.exceptions import NotFound
+from core.api.schema import error_responses
 from escrow import recovery
 from escrow.models import RecoveryRequest
 

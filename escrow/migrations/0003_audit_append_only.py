@@ -4,11 +4,11 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from escrow.audit_sql import AUDIT_APPEND_ONLY_REVERSE_SQL, AUDIT_APPEND_ONLY_SQL
+from audit.sql import AUDIT_APPEND_ONLY_REVERSE_SQL, AUDIT_APPEND_ONLY_SQL
 
 
 def append_only(apps, schema_editor):
-    # PostgreSQL refuses UPDATE and DELETE on the audit table itself (escrow/audit_sql.py).
+    # PostgreSQL refuses UPDATE and DELETE on the audit table itself (audit/sql.py).
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(AUDIT_APPEND_ONLY_SQL, params=None)  # its % is plpgsql's, not a placeholder
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from api_testing import basic_client
 from enrollment.models import Certificate, CertificateRequest, DirectoryPublication, Employee
-from escrow.models import AuditEvent
+from audit.models import AuditEvent
 
 
 def _ids(response) -> list[int]:
@@ -413,7 +413,7 @@ def test_retry_without_a_directory_says_so(pki, alice, approver, pki_admin, issu
 def test_unknown_api_urls_get_the_json_error_shape(rf):
     from django.http import Http404
 
-    from enrollment.api.errors import page_not_found
+    from core.api.errors import page_not_found
 
     response = page_not_found(rf.get("/api/v1/nothing-here/"), Http404())
     assert response.status_code == 404 and response["Content-Type"] == "application/json"

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from api_testing import basic_client, token_client
 from portal_testing import PASSWORD
-from escrow.models import AuditEvent
+from audit.models import AuditEvent
 from portal.models import ApiToken
 
 

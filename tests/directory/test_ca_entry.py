@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from enrollment import services
 from enrollment.directory.config import DirectoryConfig
 from enrollment.directory.services import ca_entry_publish
-from escrow.models import AuditEvent
+from audit.models import AuditEvent
 from portal_testing import require_tool
 from slapd_server import CA_ENTRY_DN, DIRECTORY_PASSWORDS, PKI_DN, find_program, person_dn
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from enrollment.directory.config import DirectoryConfig
-from enrollment.exceptions import ConfigurationError
+from core.exceptions import ConfigurationError
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from enrollment.directory.services import publication_schedule, publications_drain, retry_delay
 from enrollment.models import Certificate, DirectoryPublication
-from escrow.models import AuditEvent
+from audit.models import AuditEvent
 from portal_testing import PASSWORD
 from slapd_server import person_dn
 

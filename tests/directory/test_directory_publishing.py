@@ -15,7 +15,7 @@ from enrollment.directory.services import (
     publication_schedule_removal,
 )
 from enrollment.models import DirectoryPublication
-from escrow.models import AuditEvent
+from audit.models import AuditEvent
 from portal_testing import require_tool
 from slapd_server import PEOPLE_DN, find_program, person_dn
 

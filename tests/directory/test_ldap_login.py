@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group
 
 from enrollment.models import Employee
 from enrollment.roles import APPROVERS, AUDITORS, KEY_RECOVERY_AGENTS
-from escrow.models import AuditEvent
+from audit.models import AuditEvent
 from portal.ldap_auth import LDAP_BACKEND, MODEL_BACKEND, authentication_backends, group_search_base
 from portal_testing import PASSWORD
 from slapd_server import DIRECTORY_PASSWORDS, GROUPS_DN, PLACEHOLDER_MEMBER, group_dn, person_dn

@@ -8,10 +8,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from django.core.exceptions import ValidationError
 
 from enrollment import services
-from enrollment.exceptions import NotAllowed, SeparationOfDuties, InvalidState
+from core.exceptions import NotAllowed, SeparationOfDuties, InvalidState
 from enrollment.models import Certificate, CertificateRequest
 from enrollment.pki.lint import findings_at_or_above, lint_smime_certificate
-from escrow.models import AuditEvent, EscrowRecord, KeyRecoveryAgent, PickupCopy
+from audit.models import AuditEvent
+from escrow.models import EscrowRecord, KeyRecoveryAgent, PickupCopy
 from portal_testing import audit_tamper
 
 
@@ -173,7 +174,7 @@ def test_pre_issuance_lint_refuses_what_pkilint_rejects(pki, alice, approver):
 
 
 def test_audit_chain_holds_after_the_workflow(pki, alice, approver):
-    from escrow.audit import audit_chain_breaks
+    from audit.chain import audit_chain_breaks
 
     _issue(alice, approver)
     assert AuditEvent.objects.count() >= 4

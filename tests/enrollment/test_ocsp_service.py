@@ -20,7 +20,7 @@ from enrollment.pki.backends import InMemoryKeyBackend
 from enrollment.pki.keys import generate_private_key
 from enrollment.pki.lint import findings_at_or_above, lint_smime_certificate
 from enrollment.pki.profiles import Subscriber, smime_certificate_builder
-from escrow.models import AuditEvent
+from audit.models import AuditEvent
 from portal_testing import TEST_BASE_URL
 
 

@@ -18,7 +18,8 @@ from enrollment.pki.keys import generate_private_key
 from enrollment.pki.pkcs12 import load_pkcs12, pkcs12_bundle
 from enrollment.pki.profiles import IssuerInfo
 from escrow import recovery
-from escrow.models import AuditEvent, EscrowRecord, KeyRecoveryAgent
+from audit.models import AuditEvent
+from escrow.models import EscrowRecord, KeyRecoveryAgent
 from escrow.services import agent_credential_load, escrow_record_open
 from portal_testing import TEST_BASE_URL, require_tool
 from test_recovery_support import AGENT_PASSPHRASE, DOWNLOAD_PASSPHRASE, agent_p12, agent_user, spki  # noqa: F401

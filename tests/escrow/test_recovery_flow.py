@@ -15,7 +15,8 @@ from django.core.management.base import CommandError
 
 from enrollment.pki.pkcs12 import load_pkcs12
 from escrow import recovery
-from escrow.models import AuditEvent, RecoveryRequest
+from audit.models import AuditEvent
+from escrow.models import RecoveryRequest
 from portal_testing import require_tool
 from test_recovery_support import (  # noqa: F401 - fixtures
     AGENT_PASSPHRASE,
@@ -204,7 +205,7 @@ def test_recovered_key_pickup_expires(pki, approved_recovery, alice, agent_user,
 
     from django.utils import timezone
 
-    from enrollment.exceptions import PickupUnavailable
+    from core.exceptions import PickupUnavailable
 
     recovery.recovery_request_complete(
         request_id=approved_recovery.pk, agent=agent_user, agent_pkcs12=agent_p12, passphrase=AGENT_PASSPHRASE
@@ -224,7 +225,7 @@ def test_recovered_key_pickup_expires(pki, approved_recovery, alice, agent_user,
 
 
 def test_only_the_recipient_downloads(pki, approved_recovery, alice, bob, approver, agent_user, agent_p12, client):
-    from enrollment.exceptions import NotFound
+    from core.exceptions import NotFound
 
     recovery.recovery_request_complete(
         request_id=approved_recovery.pk, agent=agent_user, agent_pkcs12=agent_p12, passphrase=AGENT_PASSPHRASE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from enrollment.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuties
+from core.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuties
 from escrow import recovery
 from escrow.models import RecoveryDecision
 from test_recovery_support import AGENT_PASSPHRASE, agent_p12, agent_user, approved_recovery, pki_admin  # noqa: F401

@@ -10,9 +10,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from enrollment import services
-from enrollment.exceptions import InvalidState, NotAllowed, SeparationOfDuties
+from core.exceptions import InvalidState, NotAllowed, SeparationOfDuties
 from enrollment.models import Certificate, CertificateRequest, ExpiryNotice
-from escrow.models import AuditEvent, EscrowRecord
+from audit.models import AuditEvent
+from escrow.models import EscrowRecord
 from portal_testing import PASSWORD
 
 

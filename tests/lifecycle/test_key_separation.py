@@ -7,7 +7,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
 from enrollment import services
-from enrollment.exceptions import PickupUnavailable
+from core.exceptions import PickupUnavailable
 from escrow.models import EscrowRecord, PickupCopy
 from escrow import cms
 

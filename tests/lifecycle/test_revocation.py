@@ -10,9 +10,10 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from enrollment import services
-from enrollment.exceptions import InvalidState, NotAllowed, NotFound
+from core.exceptions import InvalidState, NotAllowed, NotFound
 from enrollment.models import Certificate
-from escrow.models import AuditEvent, EscrowRecord, PickupCopy
+from audit.models import AuditEvent
+from escrow.models import EscrowRecord, PickupCopy
 from portal_testing import PASSWORD
 
 

@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment.exceptions import PortalError
+from core.exceptions import PortalError
 from enrollment.pki.keys import KEY_TYPES
 from enrollment.pki.profiles import Organization, name_text
 from enrollment.services import ca_create, ca_import, organization_from_settings

@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment.exceptions import PortalError
+from core.exceptions import PortalError
 from enrollment.services import employee_offboard
 
 

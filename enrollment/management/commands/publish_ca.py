@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from enrollment import selectors
 from enrollment.directory.services import ca_entry_publish
-from enrollment.exceptions import PortalError
+from core.exceptions import PortalError
 from enrollment.models import CertificateAuthority
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment.exceptions import PortalError
+from core.exceptions import PortalError
 from enrollment.models import CertificateAuthority
 from enrollment.pki.backends import KeyBackendError
 from enrollment.services import crl_generate, crls_refresh

@@ -1,7 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment.exceptions import PortalError
+from core.exceptions import PortalError
 from enrollment.pki.crl import REVOCATION_REASON_NAMES
 from enrollment.services import certificate_revoke
 

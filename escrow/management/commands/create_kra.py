@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from enrollment import roles
-from enrollment.exceptions import PortalError
+from core.exceptions import PortalError
 from enrollment.pki.pkcs12 import MIN_PASSPHRASE_LENGTH, pkcs12_bundle
 from escrow.services import key_recovery_agent_create
 

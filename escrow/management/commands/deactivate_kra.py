@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment.exceptions import PortalError
+from core.exceptions import PortalError
 from escrow.models import KeyRecoveryAgent
 from escrow.services import key_recovery_agent_deactivate
 

@@ -1,7 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment.exceptions import PortalError
+from core.exceptions import PortalError
 from escrow.services import agent_credential_load, escrow_records_rewrap
 
 from ._kra_cli import add_passphrase_arguments, portal_error_message, read_passphrase, read_pkcs12_file

@@ -8,8 +8,9 @@ from datetime import datetime, timezone as dt_timezone
 import pytest
 from rest_framework.test import APIClient
 
-from escrow.audit import AUDIT_EXPORT_COLUMNS, GENESIS_HASH, audit_chain_breaks, audit_record, event_hash
-from escrow.models import AuditEvent
+from audit.chain import audit_chain_breaks, event_hash, GENESIS_HASH
+from audit.services import AUDIT_EXPORT_COLUMNS, audit_record
+from audit.models import AuditEvent
 from portal_testing import PASSWORD
 
 LIST = "/api/v1/audit-events/"
@@ -146,8 +147,8 @@ def test_auditors_and_superusers_read_all_fields(events, request, who):
         "hash": events[2].hash,
     }
     # Timestamps keep their microseconds, as hashed.
-    event = audit_record(action="test.micro")
-    latest = client_for(request.getfixturevalue(who)).get(LIST, {"object_type": "", "action": "test.micro"})
+    event = audit_record(action="kra.imported")
+    latest = client_for(request.getfixturevalue(who)).get(LIST, {"object_type": "", "action": "kra.imported"})
     assert latest.json()["results"][0]["timestamp"] == event.timestamp.isoformat(timespec="microseconds")
 
 
@@ -272,9 +273,9 @@ def test_csv_holds_the_same_filtered_events_on_one_streamed_sheet(events, audito
 
 def test_csv_has_every_matching_event_not_just_one_page(events, auditor):
     for index in range(60):
-        audit_record(action="test.bulk", details={"n": index})
-    rows = parse_csv(client_for(auditor).get(CSV, {"action": "test.bulk"}))
-    assert len(rows) == AuditEvent.objects.filter(action="test.bulk").count() == 60
+        audit_record(action="crl.generated", details={"n": index})
+    rows = parse_csv(client_for(auditor).get(CSV, {"action": "crl.generated"}))
+    assert len(rows) == AuditEvent.objects.filter(action="crl.generated").count() == 60
     assert [row["details"] for row in rows[:2]] == ['{"n": 0}', '{"n": 1}']
     api = client_for(auditor)  # (logging in is an event too)
     before = AuditEvent.objects.count()  # including the first export's own event
@@ -382,8 +383,8 @@ def test_an_outside_auditor_can_recompute_the_chain_from_the_csv_alone(db, make_
     import json
 
     alice = make_user("alice-csv")
-    audit_record(action="test.first", actor=alice, details={"a": 1, "text": "\u00e9t\u00e9"})
-    audit_record(action="test.second", details={"b": [1, 2]})
+    audit_record(action="ca.created", actor=alice, details={"a": 1, "text": "\u00e9t\u00e9"})
+    audit_record(action="crl.generated", details={"b": [1, 2]})
     response = basic_client(auditor).get(LIST, {"format": "csv"})
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     from datetime import datetime

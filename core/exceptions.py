@@ -1,5 +1,7 @@
 """Errors the services raise; every edge (admin, page, API, command) turns them into a clear message."""
 
+from django.core.exceptions import ValidationError
+
 
 class PortalError(Exception):
     code = "error"
@@ -42,3 +44,10 @@ class PickupUnavailable(PortalError):
 class ConfigurationError(PortalError):
     code = "configuration"
     http_status = 503
+
+
+def error_message(exc: Exception, *, separator: str = " ") -> str:
+    """What a person is told about a refused service call: a ValidationError's messages or the error's own."""
+    if isinstance(exc, ValidationError):
+        return separator.join(exc.messages)
+    return exc.message if isinstance(exc, PortalError) else str(exc)

@@ -1,10 +1,10 @@
 """PostgreSQL triggers that make the audit table append-only in the database itself.
 
-For a migration (the lead owns escrow/migrations):
+For a migration:
 
     from django.db import migrations
 
-    from escrow.audit_sql import AUDIT_APPEND_ONLY_SQL, AUDIT_APPEND_ONLY_REVERSE_SQL
+    from audit.sql import AUDIT_APPEND_ONLY_SQL, AUDIT_APPEND_ONLY_REVERSE_SQL
 
 
     def forwards(apps, schema_editor):
@@ -18,7 +18,7 @@ For a migration (the lead owns escrow/migrations):
 
 
     class Migration(migrations.Migration):
-        dependencies = [("escrow", "<latest>")]
+        dependencies = [("audit", "<latest>")]
         operations = [migrations.RunPython(forwards, backwards)]
 
 No TRUNCATE trigger: Django's test database flush truncates every table between

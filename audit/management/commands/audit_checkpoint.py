@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from escrow.audit import audit_checkpoint
+from audit.services import audit_checkpoint
 
 
 class Command(BaseCommand):

@@ -12,11 +12,11 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
-from enrollment.api.schema import error_responses
-from escrow import selectors
-from escrow.audit import AUDIT_EXPORT_COLUMNS, audit_export_csv
+from core.api.schema import error_responses
+from audit import selectors
+from audit.services import AUDIT_EXPORT_COLUMNS, audit_export_csv
 
-from .audit_serializers import AuditEventFilterSerializer, AuditEventSerializer
+from .serializers import AuditEventFilterSerializer, AuditEventSerializer
 
 
 class CanReadAuditLog(BasePermission):

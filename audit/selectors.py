@@ -1,4 +1,4 @@
-"""Reads of the escrow app: the audit log as auditors see it."""
+"""Reads of the audit log as auditors see it: filtered lists and the chain's status."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from .audit import audit_chain_breaks
+from .chain import audit_chain_breaks
 from .models import AuditEvent
 
 # The admin verifies the chain on every changelist view; beyond this many events it checks
@@ -17,7 +17,7 @@ AUDIT_ADMIN_VERIFY_LIMIT = 5_000
 
 def audit_log_visible_to(*, user) -> bool:
     """Auditors (and superusers) read the audit log; nobody else, in the admin or the API."""
-    return bool(user is not None and user.is_active and user.has_perm("escrow.view_auditevent"))
+    return bool(user is not None and user.is_active and user.has_perm("audit.view_auditevent"))
 
 
 def audit_event_list(

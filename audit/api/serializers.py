@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from escrow.models import AuditEvent
+from audit.models import AuditEvent
 
 ISO_HELP = "ISO 8601 date (2026-11-28) or date-time (2026-11-28T14:00:00Z); without an offset, UTC."
 

@@ -5,13 +5,13 @@ import io
 
 import pytest
 
-from escrow.audit import AUDIT_EXPORT_COLUMNS, audit_record
-from escrow.models import AuditEvent
+from audit.services import AUDIT_EXPORT_COLUMNS, audit_record
+from audit.models import AuditEvent
 from test_audit_api import append_event, utc
 from test_verify_audit_log import tamper
 
-CHANGELIST = "/admin/escrow/auditevent/"
-EXPORT = "/admin/escrow/auditevent/export.csv"
+CHANGELIST = "/admin/audit/auditevent/"
+EXPORT = "/admin/audit/auditevent/export.csv"
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_auditor_sees_the_changelist_with_the_chain_verdict_and_the_detail_page(
     html = response.content.decode()
     assert "Chain verified: intact" in html
     assert 'id="audit-export-csv"' in html
-    assert "/admin/escrow/auditevent/add/" not in html
+    assert "/admin/audit/auditevent/add/" not in html
 
     detail = client.get(f"{CHANGELIST}{events[2].pk}/change/")
     assert detail.status_code == 200
@@ -87,7 +87,7 @@ def test_chain_verdict_names_the_first_broken_event(client, auditor, events):
 
 
 def test_long_logs_are_verified_over_the_newest_window(db, events):
-    from escrow.selectors import audit_chain_status
+    from audit.selectors import audit_chain_status
 
     status = audit_chain_status(limit=2)
     assert (status.intact, status.checked, status.count) == (True, 2, AuditEvent.objects.count())
@@ -128,13 +128,13 @@ def test_filters_and_search(client, auditor, events, bob):
 
 def test_export_button_exports_the_filtered_list_on_every_page(client, auditor, events):
     for index in range(120):  # more than one changelist page (100)
-        audit_record(action="test.bulk", details={"n": index})
+        audit_record(action="crl.generated", details={"n": index})
     logged_in(client, auditor)
-    changelist = client.get(CHANGELIST, {"action": "test.bulk"})
+    changelist = client.get(CHANGELIST, {"action": "crl.generated"})
     assert changelist.context["cl"].result_count == 120
-    assert f'href="{EXPORT}?action=test.bulk"' in changelist.content.decode()
+    assert f'href="{EXPORT}?action=crl.generated"' in changelist.content.decode()
 
-    rows = parse_csv(client.get(EXPORT, {"action": "test.bulk"}))
+    rows = parse_csv(client.get(EXPORT, {"action": "crl.generated"}))
     assert len(rows) == 120
     assert [row["details"] for row in rows[:2]] == ['{"n": 0}', '{"n": 1}']
 
@@ -144,7 +144,7 @@ def test_export_button_exports_the_filtered_list_on_every_page(client, auditor, 
 
     exported = AuditEvent.objects.filter(action="audit.exported").order_by("id")
     assert [(e.actor_name, e.details["via"], e.details["filters"]) for e in exported] == [
-        ("auditor", "admin", {"action": "test.bulk"}),
+        ("auditor", "admin", {"action": "crl.generated"}),
         ("auditor", "admin", {"q": "laptop"}),
     ]
     assert client.get(EXPORT, {"no_such_field": "x"}).status_code == 400
@@ -203,7 +203,7 @@ def test_staff_without_the_auditor_role_get_403(client, request, events, who):
     assert client.get(f"{CHANGELIST}{events[0].pk}/change/").status_code == 403
     assert client.get(EXPORT).status_code == 403
     index = client.get("/admin/")
-    assert index.status_code == 200 and "/admin/escrow/auditevent/" not in index.content.decode()
+    assert index.status_code == 200 and "/admin/audit/auditevent/" not in index.content.decode()
     assert not AuditEvent.objects.filter(action="audit.exported").exists()
 
 

@@ -11,8 +11,9 @@ import logging
 import pytest
 from django.core.management import CommandError, call_command
 
-from escrow.audit import GENESIS_HASH, audit_checkpoint, audit_record, event_hash
-from escrow.models import AuditEvent
+from audit.chain import event_hash, GENESIS_HASH
+from audit.services import audit_checkpoint, audit_record
+from audit.models import AuditEvent
 from test_verify_audit_log import tamper
 
 
@@ -25,7 +26,7 @@ def anchor_file(tmp_path, settings):
 
 @pytest.fixture
 def chain(db):
-    return [audit_record(action=f"test.event{i}", details={"n": i}) for i in range(6)]
+    return [audit_record(action="crl.generated", details={"n": i}) for i in range(6)]
 
 
 def verify(*args) -> str:
@@ -49,7 +50,7 @@ def test_checkpoint_writes_a_signed_head_to_the_file_and_the_log(chain, anchor_f
     assert [r.getMessage() for r in caplog.records if r.name == "portal.audit.anchor"] == [lines[0]]
     assert "test-anchor-key" not in lines[0]
 
-    audit_record(action="test.later")
+    audit_record(action="ca.created")
     call_command("audit_checkpoint")
     assert len(anchor_file.read_text().splitlines()) == 2  # appended, never rewritten
     assert "Audit log intact: 7 events; 2 anchors hold." in verify("--anchors")
@@ -72,7 +73,7 @@ def test_tail_deletion_hidden_by_new_events_is_still_caught(chain, anchor_file):
     audit_checkpoint()
     tamper(lambda: AuditEvent.objects.filter(pk=chain[-1].pk).delete())
     for index in range(3):
-        audit_record(action="test.cover", details={"n": index})  # later events chain onto the shortened log
+        audit_record(action="crl.generated", details={"n": index})  # later events chain onto the shortened log
     assert "intact: 8 events" in verify()
     with pytest.raises(CommandError, match=f"event #{chain[-1].pk} is missing"):
         verify("--anchors")

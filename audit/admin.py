@@ -14,10 +14,10 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
-from enrollment.admin import ReadOnlyAdmin
+from core.admin_tools import ReadOnlyAdmin
 
 from . import selectors
-from .audit import audit_export_csv
+from .services import audit_export_csv
 from .models import AuditEvent
 
 
@@ -25,7 +25,7 @@ class DateRangeFilter(admin.ListFilter):
     """From and to (inclusive) dates, in the server's time zone: ?since=2026-11-01&until=2026-11-30."""
 
     title = "date range"
-    template = "admin/escrow/auditevent/date_range_filter.html"
+    template = "admin/audit/auditevent/date_range_filter.html"
     parameters = ("since", "until")
 
     def __init__(self, request, params, model, model_admin):
@@ -106,7 +106,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
     actions = ["export_csv"]
-    change_list_template = "admin/escrow/auditevent/change_list.html"
+    change_list_template = "admin/audit/auditevent/change_list.html"
 
     @admin.display(description="timestamp (as hashed)")
     def timestamp_exact(self, obj):

@@ -7,8 +7,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from escrow.audit import audit_record, event_hash
-from escrow.models import AuditEvent
+from audit.chain import event_hash
+from audit.services import audit_record
+from audit.models import AuditEvent
 
 
 def tamper(change):
@@ -36,7 +37,7 @@ def chained_fields(*, previous_hash: str, action: str, timestamp) -> dict:
 
 @pytest.fixture
 def chain(db):
-    return [audit_record(action=f"test.event{i}", details={"n": i}) for i in range(5)]
+    return [audit_record(action="crl.generated", details={"n": i}) for i in range(5)]
 
 
 def test_intact_chain_passes(chain, capsys):

@@ -6,8 +6,8 @@ import logging
 from django.db import connection
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from escrow.audit import audit_checkpoint
-from escrow.models import AuditEvent
+from audit.services import audit_checkpoint
+from audit.models import AuditEvent
 from portal_testing import PASSWORD
 
 PASSPHRASE = "Correct-Staple-9-audit-passphrase"

@@ -6,7 +6,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from enrollment.exceptions import PortalError
+from core.exceptions import PortalError
 
 
 def error_response(*, code: str, message: str, http_status: int, fields: dict | None = None) -> Response:
@@ -51,7 +51,7 @@ def exception_handler(exc, context):
 def page_not_found(request, exception=None):
     """Django's handler404: under /api/, a URL that names nothing gets the JSON error shape too.
 
-    Wire it in portal/urls.py: `handler404 = "enrollment.api.errors.page_not_found"`.
+    Wire it in portal/urls.py: `handler404 = "core.api.errors.page_not_found"`.
     """
     from django.http import JsonResponse
     from django.views import defaults

@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from escrow.audit import anchors_read, audit_verify
-from escrow.models import AuditEvent
+from audit.chain import anchors_read, audit_verify
+from audit.models import AuditEvent
 
 
 class Command(BaseCommand):

@@ -1,0 +1,62 @@
+"""Every audit event type, declared once: `audit_record` refuses any other.
+
+The value is what the log stores (and auditors filter on, e.g. `recovery.*`); it never
+changes once events carry it, or old events would no longer match their filters.
+"""
+
+from django.db import models
+
+
+class AuditAction(models.TextChoices):
+    # audit
+    AUDIT_EXPORTED = "audit.exported", "audit log exported"
+    # auth
+    AUTH_LOGIN = "auth.login", "log-in"
+    AUTH_LOGIN_FAILED = "auth.login_failed", "failed log-in"
+    AUTH_ROLES_CHANGED = "auth.roles_changed", "roles changed by the directory"
+    # ca
+    CA_CREATED = "ca.created", "CA created"
+    # certificate
+    CERTIFICATE_EXPIRED = "certificate.expired", "certificate expired"
+    CERTIFICATE_EXPIRY_NOTICE_SENT = "certificate.expiry_notice_sent", "expiry notice mailed"
+    CERTIFICATE_ISSUED = "certificate.issued", "certificate issued"
+    CERTIFICATE_PKCS12_DOWNLOADED = "certificate.pkcs12_downloaded", "PKCS#12 downloaded"
+    CERTIFICATE_REVOKED = "certificate.revoked", "certificate revoked"
+    # crl
+    CRL_GENERATED = "crl.generated", "CRL signed"
+    # directory
+    DIRECTORY_CA_PUBLISH_FAILED = "directory.ca_publish_failed", "CA entry publication failed"
+    DIRECTORY_CA_PUBLISHED = "directory.ca_published", "CA entry published"
+    DIRECTORY_PUBLISH_FAILED = "directory.publish_failed", "directory publication failed"
+    DIRECTORY_PUBLISHED = "directory.published", "published to the directory"
+    DIRECTORY_SUPERSEDED = "directory.superseded", "directory publication superseded"
+    DIRECTORY_UNPUBLISH_FAILED = "directory.unpublish_failed", "directory removal failed"
+    DIRECTORY_UNPUBLISHED = "directory.unpublished", "removed from the directory"
+    # employee
+    EMPLOYEE_CHANGED = "employee.changed", "employee changed"
+    EMPLOYEE_CREATED = "employee.created", "employee created"
+    EMPLOYEE_OFFBOARDED = "employee.offboarded", "employee offboarded"
+    # escrow
+    ESCROW_CREATED = "escrow.created", "key escrowed"
+    ESCROW_REWRAPPED = "escrow.rewrapped", "escrow re-encrypted"
+    # kra
+    KRA_CREATED = "kra.created", "key recovery agent created"
+    KRA_DEACTIVATED = "kra.deactivated", "key recovery agent deactivated"
+    KRA_IMPORTED = "kra.imported", "key recovery agent imported"
+    # ocsp
+    OCSP_RESPONDER_ISSUED = "ocsp.responder_issued", "OCSP responder certificate issued"
+    # recovery
+    RECOVERY_APPROVED = "recovery.approved", "recovery approved"
+    RECOVERY_COMPLETED = "recovery.completed", "recovery completed"
+    RECOVERY_DOWNLOADED = "recovery.downloaded", "recovered key downloaded"
+    RECOVERY_REJECTED = "recovery.rejected", "recovery rejected"
+    RECOVERY_REQUESTED = "recovery.requested", "recovery requested"
+    # request
+    REQUEST_APPROVED = "request.approved", "request approved"
+    REQUEST_AUTO_APPROVED = "request.auto_approved", "request approved by policy"
+    REQUEST_CREATED = "request.created", "request created"
+    REQUEST_FAILED = "request.failed", "issuance failed"
+    REQUEST_REJECTED = "request.rejected", "request rejected"
+    # token
+    TOKEN_CREATED = "token.created", "API token created"
+    TOKEN_REVOKED = "token.revoked", "API token revoked"

@@ -1,0 +1,149 @@
+"""Writing the audit log: append an event, anchor the head, export for auditors.
+
+Every app records its events with `audit_record(action=AuditAction.X, ...)`; the chain
+(`chain.py`) is extended under one lock, so that concurrent appends never fork it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .chain import GENESIS_HASH, AuditAnchor, anchor_line, anchor_logger, event_hash
+from .context import current_source_ip
+from .events import AuditAction
+from .models import AuditEvent
+
+# Arbitrary constant: the PostgreSQL advisory lock that serializes appends to the chain.
+_CHAIN_LOCK_ID = 0x534D494D45
+
+
+def _lock_chain() -> None:
+    """Serialize appends (and checkpoints) until the end of the transaction; SQLite serializes writers anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_ID])
+
+
+@transaction.atomic
+def audit_record(*, action: AuditAction, actor=None, obj=None, details: dict | None = None) -> AuditEvent:
+    if action not in AuditAction.values:
+        raise ValueError(f"{action!r} is no audit event type; declare it in audit/events.py")
+    _lock_chain()
+    previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
+    # The database keeps microseconds at most; hash exactly what is stored.
+    fields = {
+        "timestamp": timezone.now(),
+        "actor_id": actor.pk if actor is not None and actor.is_authenticated else None,
+        "actor_name": actor.get_username() if actor is not None and actor.is_authenticated else "",
+        "action": str(action),
+        "object_type": obj._meta.label_lower if obj is not None else "",
+        "object_id": str(obj.pk) if obj is not None else "",
+        "source_ip": current_source_ip.get(),
+        "details": details or {},
+        "previous_hash": previous,
+    }
+    return AuditEvent.objects.create(**fields, hash=event_hash(**fields))
+
+
+@transaction.atomic
+def audit_checkpoint(*, path=None, key: str | None = None) -> AuditAnchor:
+    """Write the chain's current head as a signed anchor line to the anchor file and the log."""
+    key = key if key is not None else settings.PORTAL_AUDIT_ANCHOR_KEY
+    if not key:
+        raise ImproperlyConfigured("PORTAL_AUDIT_ANCHOR_KEY is not set")
+    path = Path(path if path is not None else settings.PORTAL_AUDIT_ANCHOR_FILE)
+    _lock_chain()  # the head and the count must belong together
+    head = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
+    last_id, head_hash = head if head is not None else (0, GENESIS_HASH)
+    anchor = AuditAnchor(
+        last_id=last_id,
+        hash=head_hash,
+        count=AuditEvent.objects.filter(id__lte=last_id).count(),
+        timestamp=timezone.now().isoformat(timespec="seconds"),
+    )
+    line = anchor_line(anchor, key=key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    anchor_logger.info("%s", line)
+    return anchor
+
+
+# --- Export ---------------------------------------------------------------------------------
+
+# actor_id is hashed too: with it, an outside auditor can recompute the chain from an export.
+AUDIT_EXPORT_COLUMNS = [
+    "id", "timestamp", "actor_id", "actor", "action", "object_type", "object_id", "source_ip", "details",
+    "previous_hash", "hash",
+]
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+
+
+def audit_event_export_fields(event: AuditEvent) -> dict:
+    """An event as the API and the CSV show it: the stored values, the details as canonical JSON text in CSV."""
+    return {
+        "id": event.pk,
+        "timestamp": event.timestamp.isoformat(timespec="microseconds"),
+        "actor_id": event.actor_id,
+        "actor": event.actor_name,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "source_ip": event.source_ip,
+        "details": event.details,
+        "previous_hash": event.previous_hash,
+        "hash": event.hash,
+    }
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def audit_csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+    """The header and one line per event, produced as the events stream in."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(AUDIT_EXPORT_COLUMNS)
+    for event in events:
+        fields = audit_event_export_fields(event)
+        fields["details"] = json.dumps(fields["details"], sort_keys=True, ensure_ascii=False)
+        yield writer.writerow(
+            [csv_safe("" if fields[name] is None else str(fields[name])) for name in AUDIT_EXPORT_COLUMNS]
+        )
+
+
+def audit_export_csv(*, actor, events: QuerySet, via: str, filters: dict) -> Iterator[str]:
+    """Record who exported what, then stream the events (as they were before this export's own event)."""
+    head = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    audit_record(
+        action=AuditAction.AUDIT_EXPORTED,
+        actor=actor,
+        details={
+            "via": via,
+            "format": "csv",
+            # What the auditor asked for, bounded: the query string is theirs to fill.
+            "filters": {
+                str(key)[:64]: str(value)[:200] for key, value in list(filters.items())[:20] if value not in (None, "")
+            },
+        },
+    )
+    return audit_csv_lines(events.filter(id__lte=head).order_by("id").iterator(chunk_size=2000))
