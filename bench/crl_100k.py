@@ -72,11 +72,11 @@ def create_rows(count: int, key_type: str):
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from enrollment.keystore import store_ca_key
+    from enrollment.keystore.ca import store_ca_key
     from enrollment.models import Certificate, CertificateAuthority, CertificateRequest, Employee
     from enrollment.pki import ca as pki_ca
     from enrollment.pki.keys import generate_private_key
-    from enrollment.services import organization_from_settings
+    from enrollment.services.authorities import organization_from_settings
     from cryptography.hazmat.primitives.serialization import Encoding
 
     key = generate_private_key(key_type)
@@ -137,7 +137,7 @@ def naive_crl(ca) -> bytes:
     from django.conf import settings
     from django.utils import timezone
 
-    from enrollment.keystore import key_backend_for
+    from enrollment.keystore.ca import key_backend_for
     from enrollment.models import Certificate
     from enrollment.pki import crl as pki_crl
 
@@ -163,7 +163,7 @@ def naive_crl(ca) -> bytes:
 
 
 def streamed_crl(ca) -> bytes:
-    from enrollment.services import crl_generate
+    from enrollment.revocation.services import crl_generate
 
     return crl_generate(ca=ca)
 
@@ -189,7 +189,7 @@ def ocsp_rate(ca, certificate, count: int, requests: int) -> tuple[float, int]:
     from cryptography.hazmat.primitives.serialization import Encoding
     from cryptography.x509 import ocsp
 
-    from enrollment.ocsp import ocsp_respond
+    from enrollment.revocation.ocsp import ocsp_respond
     from enrollment.pki.ocsp import issuer_hashes
 
     name_hash, key_hash = issuer_hashes(certificate, hashes.SHA1())

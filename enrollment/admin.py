@@ -4,7 +4,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.html import format_html
 
-from . import services
+from enrollment.revocation.services import certificate_revoke
+from enrollment.services.employees import employee_offboard
+from enrollment.services.requests import certificate_request_approve, certificate_request_reject
 from core.admin_tools import ReadOnlyAdmin, action_confirmation
 from core.exceptions import PortalError, error_message
 from .pki.crl import REVOCATION_REASON_NAMES
@@ -55,7 +57,7 @@ class CertificateRequestAdmin(ReadOnlyAdmin):
     def approve_selected(self, request, queryset):
         for pk in queryset.order_by("pk").values_list("pk", flat=True):
             try:
-                result = services.certificate_request_approve(request_id=pk, approver=request.user)
+                result = certificate_request_approve(request_id=pk, approver=request.user)
             except (PortalError, ValidationError) as exc:
                 self.message_user(request, f"Request #{pk} not approved: {error_message(exc, separator='; ')}", messages.ERROR)
                 continue
@@ -72,7 +74,7 @@ class CertificateRequestAdmin(ReadOnlyAdmin):
         if "confirm" in request.POST and form.is_valid():
             for pk in queryset.order_by("pk").values_list("pk", flat=True):
                 try:
-                    services.certificate_request_reject(
+                    certificate_request_reject(
                         request_id=pk, approver=request.user, reason=form.cleaned_data["reason"]
                     )
                 except (PortalError, ValidationError) as exc:
@@ -120,7 +122,7 @@ class CertificateAdmin(ReadOnlyAdmin):
         if "confirm" in request.POST and form.is_valid():
             for serial in queryset.order_by("pk").values_list("serial", flat=True):
                 try:
-                    services.certificate_revoke(
+                    certificate_revoke(
                         serial=serial, actor=request.user, reason=form.cleaned_data["reason"],
                         comment=form.cleaned_data["comment"],
                     )
@@ -172,7 +174,7 @@ class EmployeeAdmin(admin.ModelAdmin):
         if "confirm" in request.POST:
             for employee in queryset.select_related("user").order_by("pk"):
                 try:
-                    revoked = services.employee_offboard(user=employee.user, actor=request.user)
+                    revoked = employee_offboard(user=employee.user, actor=request.user)
                 except (PortalError, ValidationError) as exc:
                     self.message_user(request, f"Could not offboard {employee.mail}: {error_message(exc, separator='; ')}", messages.ERROR)
                 else:

@@ -1,6 +1,6 @@
 """Enrollment data: CAs, employees, certificate requests and certificates.
 
-Models hold data and small derived properties; the workflow lives in services.py.
+Models hold data and small derived properties; the workflow lives in services/.
 """
 
 from __future__ import annotations
@@ -18,6 +18,19 @@ KEY_TYPE_CHOICES = list(KEY_TYPES.items())
 CERTIFICATE_TYPE_CHOICES = list(CERTIFICATE_TYPES.items())
 
 
+class KeyBackendName(models.TextChoices):
+    """Where a CA's private key is reached (enrollment.keystore.ca); named per CA."""
+
+    FILE = "file", "PKCS#8 file encrypted with PORTAL_CA_PASSPHRASE"
+    NONE = "none", "no key here (an imported parent CA)"
+
+
+class CertificateAuthorityQuerySet(models.QuerySet):
+    def with_key(self) -> CertificateAuthorityQuerySet:
+        """The CAs whose key the portal can use: those that sign CRLs and OCSP answers here."""
+        return self.exclude(key_backend=KeyBackendName.NONE)
+
+
 class CertificateAuthority(models.Model):
     """A CA of the organization: a root, or the issuing CA that signs employees' certificates."""
 
@@ -25,7 +38,7 @@ class CertificateAuthority(models.Model):
     common_name = models.CharField(max_length=64)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     certificate_der = models.BinaryField()
-    key_backend = models.CharField(max_length=32, default="file")
+    key_backend = models.CharField(max_length=32, choices=KeyBackendName.choices, default=KeyBackendName.FILE)
     # Where the key backend finds the key: a file path for the encrypted-file backend.
     key_reference = models.CharField(max_length=500, blank=True)
     is_issuing = models.BooleanField(default=False, help_text="Signs employees' certificates.")
@@ -35,6 +48,8 @@ class CertificateAuthority(models.Model):
     crl_der = models.BinaryField(null=True, blank=True)
     crl_next_update = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CertificateAuthorityQuerySet.as_manager()
 
     class Meta:
         verbose_name = "certificate authority"

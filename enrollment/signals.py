@@ -1,18 +1,28 @@
-"""State changes the enrollment services announce.
+"""What the enrollment workflow announces, for the parts it must not know about.
 
-post_approve_request(request, approver): sent inside the approval transaction; the
-    receiver issues the certificate.
-post_issue_certificate(certificate): sent inside the issuance transaction; receivers
-    schedule side effects (directory publishing, mail) with transaction.on_commit.
-post_revoke_certificate(certificate, actor): sent inside the revocation transaction; the
-    receivers reissue the CRL and schedule the removal from the directory.
-post_expire_certificate(certificate): sent when the expiry job marks a certificate expired.
+The core work is a direct call (approval issues, revocation reissues the CRL); these
+signals only tell optional parts (the directory, future integrations) that something
+happened. Each is sent inside the service's transaction; receivers must do no more than
+record or schedule their work with `transaction.on_commit`, so that a failing side effect
+never fails, and a rolled-back step never triggers, the workflow.
 """
 
 from django.dispatch import Signal
 
-post_approve_request = Signal()
-post_reject_request = Signal()
 post_issue_certificate = Signal()
+"""Sent by `services.issuance.certificate_issue` for each new certificate.
+
+sender: the Certificate class. Arguments: `certificate` (the saved Certificate row).
+"""
+
 post_revoke_certificate = Signal()
+"""Sent by `revocation.services.certificate_revoke` after the row is revoked and the CRL reissued.
+
+sender: the Certificate class. Arguments: `certificate`, `actor` (the user, or None for the system).
+"""
+
 post_expire_certificate = Signal()
+"""Sent by `services.expiry.certificates_expire` for each certificate it marks expired.
+
+sender: the Certificate class. Arguments: `certificate`.
+"""

@@ -13,6 +13,13 @@ import logging
 
 from celery import shared_task
 
+from .directory.services import ca_entry_publish as ca_entry_publish_now
+from .directory.services import directory_configured, publication_attempt, publications_drain
+from .models import CertificateAuthority, DirectoryPublication
+from .revocation.services import crls_refresh as refresh_due_crls
+from .services.expiry import certificates_expire as expire_due_certificates
+from .services.expiry import expiry_notices_send as send_expiry_notices
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,9 +38,6 @@ def directory_publication_run(*, publication_id: int) -> None:
     Never raises: the outcome of the request that issued (or revoked) the certificate must
     not depend on the directory.
     """
-    from .directory.services import publication_attempt
-    from .models import DirectoryPublication
-
     try:
         publication = DirectoryPublication.objects.filter(pk=publication_id).first()
         if publication is None:
@@ -55,8 +59,6 @@ def directory_publication_run_soon(*, publication_id: int) -> None:
 @shared_task(name="enrollment.directory_publications_drain", ignore_result=True)
 def directory_publications_drain() -> str:
     """The periodic retry: attempt what is due (exponential backoff per row). Returns the summary line."""
-    from .directory.services import directory_configured, publications_drain
-
     if not directory_configured():
         return "no directory configured"
     summary = str(publications_drain())
@@ -67,15 +69,11 @@ def directory_publications_drain() -> str:
 @shared_task(name="enrollment.ca_entry_publish", ignore_result=True)
 def ca_entry_publish(*, ca_id: int) -> None:
     """Put the CA certificate and current CRL on the directory's CA entry, when one is configured."""
-    from .directory import services as directory_services
-    from .models import CertificateAuthority
-
-    publish = getattr(directory_services, "ca_entry_publish", None)
     ca = CertificateAuthority.objects.filter(pk=ca_id).first()
-    if publish is None or ca is None or not directory_services.directory_configured():
+    if ca is None or not directory_configured():
         return
     try:
-        publish(ca=ca)
+        ca_entry_publish_now(ca=ca)
     except Exception:  # noqa: BLE001 - the next CRL refresh publishes again
         logger.exception("Publishing CA %s to the directory failed", ca_id)
 
@@ -87,9 +85,7 @@ def ca_entry_publish_soon(*, ca_id: int) -> None:
 @shared_task(name="enrollment.crls_refresh", ignore_result=True)
 def crls_refresh() -> int:
     """Reissue every CA's CRL that is due (daily, well before nextUpdate). Returns how many were reissued."""
-    from .services import crls_refresh as refresh
-
-    reissued = refresh()
+    reissued = refresh_due_crls()
     for ca in reissued:
         ca_entry_publish_soon(ca_id=ca.pk)
     return len(reissued)
@@ -97,13 +93,9 @@ def crls_refresh() -> int:
 
 @shared_task(name="enrollment.certificates_expire", ignore_result=True)
 def certificates_expire() -> int:
-    from .services import certificates_expire as expire
-
-    return expire()
+    return expire_due_certificates()
 
 
 @shared_task(name="enrollment.expiry_notices_send", ignore_result=True)
 def expiry_notices_send() -> int:
-    from .services import expiry_notices_send as send
-
-    return send()
+    return send_expiry_notices()

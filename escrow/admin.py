@@ -12,7 +12,9 @@ from django.views.decorators.debug import sensitive_post_parameters
 from core.admin_tools import ReadOnlyAdmin, action_confirmation
 from core.exceptions import PortalError, error_message
 
-from . import cms, recovery, services
+from . import cms
+from escrow.services.agents import key_recovery_agent_deactivate
+from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create, recovery_request_reject
 from .models import EscrowRecord, KeyRecoveryAgent, RecoveryDecision, RecoveryRequest
 
 
@@ -50,7 +52,7 @@ class KeyRecoveryAgentAdmin(admin.ModelAdmin):
             )
         for agent in queryset.order_by("pk"):
             try:
-                services.key_recovery_agent_deactivate(agent_id=agent.pk, actor=request.user)
+                key_recovery_agent_deactivate(agent_id=agent.pk, actor=request.user)
             except PortalError as exc:
                 self.message_user(request, f"Could not deactivate {agent.name}: {exc.message}", messages.ERROR)
             else:
@@ -212,7 +214,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
             comment = form.cleaned_data["comment"]
             self._decide(
                 request, queryset, verb="approved",
-                decide=lambda request_id: recovery.recovery_request_approve(
+                decide=lambda request_id: recovery_request_approve(
                     request_id=request_id, approver=request.user, comment=comment
                 ),
             )
@@ -231,7 +233,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
             comment = form.cleaned_data["comment"]
             self._decide(
                 request, queryset, verb="rejected",
-                decide=lambda request_id: recovery.recovery_request_reject(
+                decide=lambda request_id: recovery_request_reject(
                     request_id=request_id, approver=request.user, comment=comment
                 ),
             )
@@ -265,7 +267,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                created = recovery.recovery_request_create(
+                created = recovery_request_create(
                     requested_by=request.user, reason=data["reason"], serial=data["certificate"],
                     employee_username=data["employee"], recipient_username=data["recipient"], purpose=data["purpose"],
                 )
@@ -305,7 +307,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["agent_pkcs12"]
             try:
-                completed = recovery.recovery_request_complete(
+                completed = recovery_request_complete(
                     request_id=obj.pk, agent=request.user, agent_pkcs12=upload.read(),
                     passphrase=form.cleaned_data["passphrase"],
                 )

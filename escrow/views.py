@@ -15,14 +15,16 @@ from core.exceptions import NotFound, PortalError, error_message
 from enrollment.models import Employee
 from enrollment.pki.serials import normalize_serial
 
-from . import recovery
+from escrow.selectors import escrowed_certificates, open_pickups_of
+from escrow.services.pickups import key_history_pkcs12_export, recovery_pkcs12_export
+from escrow.services.recovery import recovery_request_create
 from .forms import ALL_KEYS, OwnKeyRecoveryForm, Pkcs12DownloadForm
 from .models import RecoveryRequest
 
 
 def _own_escrowed(user):
     employee = Employee.objects.filter(user=user).first()
-    return employee, list(recovery.escrowed_certificates(employee)) if employee else []
+    return employee, list(escrowed_certificates(employee)) if employee else []
 
 
 @login_required
@@ -35,7 +37,7 @@ def index(request):
         .select_related("certificate", "employee", "requested_by", "recipient")
         .order_by("-created_at")
     )
-    pickups = recovery.open_pickups_of(user=request.user)
+    pickups = open_pickups_of(user=request.user)
     return render(
         request,
         "escrow/index.html",
@@ -58,7 +60,7 @@ def request_own(request):
     elif form.is_valid():
         choice = form.cleaned_data["certificate"]
         try:
-            created = recovery.recovery_request_create(
+            created = recovery_request_create(
                 requested_by=request.user,
                 reason=form.cleaned_data["reason"],
                 serial="" if choice == ALL_KEYS else choice,
@@ -79,7 +81,7 @@ def request_own(request):
 
 def _download(request, *, request_id: int, serial: str | None):
     """Shared by the single-key and the key-history download pages."""
-    pickups = list(recovery.open_pickups_of(user=request.user).filter(request_id=request_id))
+    pickups = list(open_pickups_of(user=request.user).filter(request_id=request_id))
     if serial is not None:
         pickups = [pickup for pickup in pickups if pickup.certificate.serial == serial]
     if not pickups:
@@ -88,12 +90,12 @@ def _download(request, *, request_id: int, serial: str | None):
     if request.method == "POST" and form.is_valid():
         try:
             if serial is None:
-                filename, data = recovery.key_history_pkcs12_export(
+                filename, data = key_history_pkcs12_export(
                     user=request.user, request_id=request_id,
                     passphrase=form.cleaned_data["passphrase"], fmt=form.cleaned_data["format"],
                 )
                 return attachment(data, "application/zip", filename, private=True)
-            filename, data = recovery.recovery_pkcs12_export(
+            filename, data = recovery_pkcs12_export(
                 user=request.user, request_id=request_id, serial=serial,
                 passphrase=form.cleaned_data["passphrase"], fmt=form.cleaned_data["format"],
             )

@@ -6,6 +6,7 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
+        from . import checks  # noqa: F401, I001 - importing it registers the system checks
         from . import receivers
 
         receivers.connect()

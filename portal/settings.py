@@ -3,67 +3,93 @@
 PORTAL_ENVIRONMENT=development (the default) generates its own secrets under the data
 directory so that `make run` needs no configuration; production refuses to start
 without them.
+
+This module only reads and parses the environment (django-environ); whether a parsed
+value makes sense is decided by the system checks in portal/checks.py, so that
+`manage.py check` reports every problem at once and `check --deploy` the production ones.
 """
 
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+def _expected_form(cast: Any) -> str:
+    """What a value that `cast` could not parse should have looked like, for the error."""
+    if isinstance(cast, list):
+        return f"comma-separated {_expected_form(cast[0]).removeprefix('a ')}s"
+    return {int: "a whole number", float: "a number"}.get(cast, "valid")
 
 
-def env_bool(name: str, default: bool) -> bool:
-    value = env(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class PortalEnv(environ.Env):
+    """django-environ, pinned to how operators write this portal's environment (README).
+
+    Unlike the library's defaults: an empty value means unset (env files write `VAR=` for
+    that); a value starting with "$" is taken as it is, not as a reference to another
+    variable (a secret may start with "$"); list items are trimmed and blank ones dropped;
+    only 1, true, yes and on are true; a value that does not parse names its variable.
+    """
+
+    BOOLEAN_TRUE_STRINGS = ("1", "true", "yes", "on")
+
+    def get_value(
+        self, var: str, cast: Any = None, default: Any = environ.Env.NOTSET, parse_default: bool = False
+    ) -> Any:
+        value = self.ENVIRON.get(var, "")
+        if value == "":
+            if default is self.NOTSET:
+                raise ImproperlyConfigured(f"{var} must be set")
+            return default
+        try:
+            return self.parse_value(value, cast)
+        except ValueError:
+            raise ImproperlyConfigured(f"{var} must be {_expected_form(cast)}, not {value!r}") from None
+
+    @classmethod
+    def parse_value(cls, value: str, cast: Any) -> Any:
+        if cast is bool:
+            return value.strip().lower() in cls.BOOLEAN_TRUE_STRINGS
+        if cast is list or isinstance(cast, list):
+            item_cast = cast[0] if isinstance(cast, list) else str
+            return [item_cast(item.strip()) for item in value.split(",") if item.strip()]
+        return super().parse_value(value, cast)
 
 
-def env_int(name: str, default: int) -> int:
-    value = env(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+env = PortalEnv()
 
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in (env(name, default) or "").split(",") if item.strip()]
-
-
-ENVIRONMENT = env("PORTAL_ENVIRONMENT", "development")
+# Not a system check: it decides how the rest is read (secrets generated or required).
+ENVIRONMENT = env.str("PORTAL_ENVIRONMENT", default="development")
 if ENVIRONMENT not in {"development", "production"}:
     raise ImproperlyConfigured("PORTAL_ENVIRONMENT must be 'development' or 'production'")
 DEVELOPMENT = ENVIRONMENT == "development"
 
-DATA_DIR = Path(env("PORTAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DATA_DIR = Path(env.str("PORTAL_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 
 def secret(name: str, *, generated: bool = True) -> str:
-    """A secret from NAME or from the file named by NAME_FILE.
+    """A secret from NAME or from the file named by NAME_FILE (NAME wins when both are set).
 
     Unset, a `generated` secret is made up in development (and required in production);
-    any other is empty.
+    any other is empty. Not environ.FileAwareEnv: that one prefers the file, keeps the
+    file's trailing newline and fails with a bare OSError.
     """
-    value = env(name)
-    if value is None and env(f"{name}_FILE"):
-        path = Path(env(f"{name}_FILE"))
+    value = env.str(name, default="")
+    secret_file = env.str(f"{name}_FILE", default="")
+    if not value and secret_file:
+        path = Path(secret_file)
         try:
             value = path.read_text().strip()
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
     if value or not generated:
-        return value or ""
+        return value
     if not DEVELOPMENT:
         raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set in production")
     # Development only: a generated secret kept beside the data, readable by us alone.
@@ -77,9 +103,9 @@ def secret(name: str, *, generated: bool = True) -> str:
 
 
 SECRET_KEY = secret("PORTAL_SECRET_KEY")
-DEBUG = env_bool("PORTAL_DEBUG", DEVELOPMENT)
-ALLOWED_HOSTS = env_list("PORTAL_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
-CSRF_TRUSTED_ORIGINS = env_list("PORTAL_CSRF_TRUSTED_ORIGINS")
+DEBUG = env.bool("PORTAL_DEBUG", default=DEVELOPMENT)
+ALLOWED_HOSTS = env.list("PORTAL_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("PORTAL_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -132,7 +158,7 @@ TEMPLATES = [
 DATABASES = {
     # An empty DATABASE_URL (as env files write "unset") means the embedded SQLite too.
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{DATA_DIR / 'portal.sqlite3'}",
+        env.str("DATABASE_URL", default="").strip() or f"sqlite:///{DATA_DIR / 'portal.sqlite3'}",
         conn_max_age=60,
     )
 }
@@ -164,7 +190,7 @@ LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "login"
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("PORTAL_SECURE_COOKIES", not DEVELOPMENT)
+SESSION_COOKIE_SECURE = env.bool("PORTAL_SECURE_COOKIES", default=not DEVELOPMENT)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -206,67 +232,61 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-EMAIL_BACKEND = env("PORTAL_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = env("PORTAL_FROM_EMAIL", "pki@example.org")
+EMAIL_BACKEND = env.str("PORTAL_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("PORTAL_FROM_EMAIL", default="pki@example.org")
 # SMTP (with PORTAL_EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend).
-EMAIL_HOST = env("PORTAL_EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("PORTAL_EMAIL_PORT", 25)
-EMAIL_HOST_USER = env("PORTAL_EMAIL_HOST_USER", "")
+EMAIL_HOST = env.str("PORTAL_EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("PORTAL_EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("PORTAL_EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = secret("PORTAL_EMAIL_HOST_PASSWORD", generated=False)
-EMAIL_USE_TLS = env_bool("PORTAL_EMAIL_USE_TLS", False)
+EMAIL_USE_TLS = env.bool("PORTAL_EMAIL_USE_TLS", default=False)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("PORTAL_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str("PORTAL_LOG_LEVEL", default="INFO")},
 }
 
 # --- The organization and its CA -------------------------------------------------------
-PORTAL_ORGANIZATION_NAME = env("PORTAL_ORGANIZATION_NAME", "Example Organization")
+PORTAL_ORGANIZATION_NAME = env.str("PORTAL_ORGANIZATION_NAME", default="Example Organization")
 # organizationIdentifier as the SBR want it: scheme, country, optional +state, "-", reference.
-PORTAL_ORGANIZATION_IDENTIFIER = env("PORTAL_ORGANIZATION_IDENTIFIER", "NTRUS+CA-1234567")
-PORTAL_ORGANIZATION_COUNTRY = env("PORTAL_ORGANIZATION_COUNTRY", "US")
+PORTAL_ORGANIZATION_IDENTIFIER = env.str("PORTAL_ORGANIZATION_IDENTIFIER", default="NTRUS+CA-1234567")
+PORTAL_ORGANIZATION_COUNTRY = env.str("PORTAL_ORGANIZATION_COUNTRY", default="US")
 # The public base URL that certificates name for the CRL and CA certificate: plain http
 # (relying parties fetch them without TLS) on a public DNS name, as the SBR require; an
 # IP address or an internal name such as localhost fails the pre-issuance lint. The demo
 # names example.org; a real organization points a name of its own at this portal.
-PORTAL_BASE_URL = (env("PORTAL_BASE_URL", "http://pki.example.org") or "").rstrip("/")
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://pki.example.org").rstrip("/")
 # Mail domains the CA may certify; empty means any.
-PORTAL_MAIL_DOMAINS = [d.lower() for d in env_list("PORTAL_MAIL_DOMAINS")]
-PORTAL_CERTIFICATE_VALIDITY_DAYS = env_int("PORTAL_CERTIFICATE_VALIDITY_DAYS", 365)
-PORTAL_PICKUP_DAYS = env_int("PORTAL_PICKUP_DAYS", 14)
-# Key recovery: distinct approvers a recovery request needs (fixed per request when made).
-PORTAL_RECOVERY_APPROVALS = env_int("PORTAL_RECOVERY_APPROVALS", 2)
-if PORTAL_RECOVERY_APPROVALS < 1:
-    raise ImproperlyConfigured("PORTAL_RECOVERY_APPROVALS must be at least 1")
-PORTAL_CRL_VALIDITY_DAYS = env_int("PORTAL_CRL_VALIDITY_DAYS", 7)
+PORTAL_MAIL_DOMAINS = [domain.lower() for domain in env.list("PORTAL_MAIL_DOMAINS", default=[])]
+# At most 825 days (SBR 6.3.2); this and the ranges below are system checks (portal/checks.py).
+PORTAL_CERTIFICATE_VALIDITY_DAYS = env.int("PORTAL_CERTIFICATE_VALIDITY_DAYS", default=365)
+PORTAL_PICKUP_DAYS = env.int("PORTAL_PICKUP_DAYS", default=14)
+# Key recovery: distinct approvers a recovery request needs (fixed per request when made), at least 1.
+PORTAL_RECOVERY_APPROVALS = env.int("PORTAL_RECOVERY_APPROVALS", default=2)
+PORTAL_CRL_VALIDITY_DAYS = env.int("PORTAL_CRL_VALIDITY_DAYS", default=7)
 # OCSP responder at /ocsp/<ca>: enabled puts its URL in the AIA of new certificates.
-PORTAL_OCSP_ENABLED = env_bool("PORTAL_OCSP_ENABLED", True)
+PORTAL_OCSP_ENABLED = env.bool("PORTAL_OCSP_ENABLED", default=True)
 # "delegated": a short-lived responder certificate the CA issues signs the responses; "ca": the CA key.
-PORTAL_OCSP_SIGNER = env("PORTAL_OCSP_SIGNER", "delegated")
-if PORTAL_OCSP_SIGNER not in {"delegated", "ca"}:
-    raise ImproperlyConfigured("PORTAL_OCSP_SIGNER must be 'delegated' or 'ca'")
+PORTAL_OCSP_SIGNER = env.str("PORTAL_OCSP_SIGNER", default="delegated")
 # nextUpdate - thisUpdate of a response; the SBR allow 8 hours to 10 days.
-PORTAL_OCSP_VALIDITY_HOURS = env_int("PORTAL_OCSP_VALIDITY_HOURS", 24)
-if not 8 <= PORTAL_OCSP_VALIDITY_HOURS <= 240:
-    raise ImproperlyConfigured("PORTAL_OCSP_VALIDITY_HOURS must be between 8 and 240")
-PORTAL_OCSP_RESPONDER_VALIDITY_DAYS = env_int("PORTAL_OCSP_RESPONDER_VALIDITY_DAYS", 30)
-if not 3 * PORTAL_OCSP_VALIDITY_HOURS <= 24 * PORTAL_OCSP_RESPONDER_VALIDITY_DAYS <= 24 * 365:
-    # Renewed with a third of its life left, it must still outlive every response it signs.
-    raise ImproperlyConfigured("PORTAL_OCSP_RESPONDER_VALIDITY_DAYS must be 1 to 365 and cover 3 response lifetimes")
+PORTAL_OCSP_VALIDITY_HOURS = env.int("PORTAL_OCSP_VALIDITY_HOURS", default=24)
+# 1 to 365 days, and long enough to outlive the responses it signs (see portal/checks.py).
+PORTAL_OCSP_RESPONDER_VALIDITY_DAYS = env.int("PORTAL_OCSP_RESPONDER_VALIDITY_DAYS", default=30)
 # Where employees reach the self-service pages, for links in mail.
-PORTAL_SITE_URL = (env("PORTAL_SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
-# Expiry reminders: days before notAfter at which the owner is mailed, once each.
-PORTAL_EXPIRY_NOTICE_DAYS = [int(days) for days in env_list("PORTAL_EXPIRY_NOTICE_DAYS") or ["30", "7", "1"]]
+PORTAL_SITE_URL = env.str("PORTAL_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Expiry reminders: days before notAfter at which the owner is mailed, once each. A value
+# with no numbers in it (" , ") means the default, as an empty one does.
+PORTAL_EXPIRY_NOTICE_DAYS = env.list("PORTAL_EXPIRY_NOTICE_DAYS", cast=int, default=[]) or [30, 7, 1]
 # Renewal: how long before expiry an employee may renew, and whether a renewal of an
 # unchanged identity (same mailbox and names) is approved without an approver.
-PORTAL_RENEWAL_WINDOW_DAYS = env_int("PORTAL_RENEWAL_WINDOW_DAYS", 30)
-PORTAL_RENEWAL_AUTO_APPROVE = env_bool("PORTAL_RENEWAL_AUTO_APPROVE", True)
+PORTAL_RENEWAL_WINDOW_DAYS = env.int("PORTAL_RENEWAL_WINDOW_DAYS", default=30)
+PORTAL_RENEWAL_AUTO_APPROVE = env.bool("PORTAL_RENEWAL_AUTO_APPROVE", default=True)
 # Key separation: a signing certificate (key never escrowed) and an encryption certificate
 # (key escrowed) per request, instead of one dual-use certificate.
-PORTAL_KEY_SEPARATION = env_bool("PORTAL_KEY_SEPARATION", False)
-PORTAL_CA_KEY_DIR = Path(env("PORTAL_CA_KEY_DIR", str(DATA_DIR / "ca"))).resolve()
+PORTAL_KEY_SEPARATION = env.bool("PORTAL_KEY_SEPARATION", default=False)
+PORTAL_CA_KEY_DIR = Path(env.str("PORTAL_CA_KEY_DIR", default=str(DATA_DIR / "ca"))).resolve()
 # Encrypts the CA key files; never stored in the database.
 PORTAL_CA_PASSPHRASE = secret("PORTAL_CA_PASSPHRASE")
 # Key-encryption key of the employees' pickup copies; never stored in the database.
@@ -274,57 +294,52 @@ PORTAL_PICKUP_KEK = secret("PORTAL_PICKUP_KEK")
 # Audit log anchors (`manage.py audit_checkpoint`): HMAC key, and the append-only file they go to
 # (each also goes to the logger `portal.audit.anchor`, for syslog to ship off-host).
 PORTAL_AUDIT_ANCHOR_KEY = secret("PORTAL_AUDIT_ANCHOR_KEY")
-PORTAL_AUDIT_ANCHOR_FILE = Path(env("PORTAL_AUDIT_ANCHOR_FILE", str(DATA_DIR / "audit-anchors.jsonl"))).resolve()
-PORTAL_DEMO_PASSWORD = env("PORTAL_DEMO_PASSWORD", "correct-horse-battery")
+PORTAL_AUDIT_ANCHOR_FILE = Path(
+    env.str("PORTAL_AUDIT_ANCHOR_FILE", default=str(DATA_DIR / "audit-anchors.jsonl"))
+).resolve()
+PORTAL_DEMO_PASSWORD = env.str("PORTAL_DEMO_PASSWORD", default="correct-horse-battery")
 
 # --- Directory (LDAP / Active Directory): publishing certificates -----------------------
 # Without PORTAL_LDAP_URI there is no directory: nothing is published and no publication
 # rows are created. Presets: "openldap" (inetOrgPerson, userCertificate;binary) and
 # "activedirectory" (userCertificate, and userSMIMECertificate for Outlook). See README.md.
-
-
-def env_optional_bool(name: str) -> bool | None:
-    """None when unset, so that the preset decides."""
-    return None if env(name) is None else env_bool(name, False)
-
-
-PORTAL_LDAP_URI = env("PORTAL_LDAP_URI", "")
-PORTAL_LDAP_PRESET = (env("PORTAL_LDAP_PRESET", "openldap") or "").lower()
-if PORTAL_LDAP_PRESET not in {"openldap", "activedirectory"}:
-    raise ImproperlyConfigured("PORTAL_LDAP_PRESET must be 'openldap' or 'activedirectory'")
-PORTAL_LDAP_BIND_DN = env("PORTAL_LDAP_BIND_DN", "")
+PORTAL_LDAP_URI = env.str("PORTAL_LDAP_URI", default="")
+PORTAL_LDAP_PRESET = env.str("PORTAL_LDAP_PRESET", default="openldap").lower()
+PORTAL_LDAP_BIND_DN = env.str("PORTAL_LDAP_BIND_DN", default="")
 PORTAL_LDAP_BIND_PASSWORD = secret("PORTAL_LDAP_BIND_PASSWORD", generated=False)
-PORTAL_LDAP_USER_BASE_DN = env("PORTAL_LDAP_USER_BASE_DN", "")
+PORTAL_LDAP_USER_BASE_DN = env.str("PORTAL_LDAP_USER_BASE_DN", default="")
 # Filters: %(user)s is the username, %(mail)s the certificate's mailbox (both escaped).
 # Empty: the preset's, (uid=%(user)s) / (sAMAccountName=%(user)s) and (mail=%(mail)s).
-PORTAL_LDAP_USER_FILTER = env("PORTAL_LDAP_USER_FILTER", "")
-PORTAL_LDAP_MAIL_FILTER = env("PORTAL_LDAP_MAIL_FILTER", "")
+PORTAL_LDAP_USER_FILTER = env.str("PORTAL_LDAP_USER_FILTER", default="")
+PORTAL_LDAP_MAIL_FILTER = env.str("PORTAL_LDAP_MAIL_FILTER", default="")
 # Attribute names; empty: the preset's.
-PORTAL_LDAP_CERTIFICATE_ATTRIBUTE = env("PORTAL_LDAP_CERTIFICATE_ATTRIBUTE", "")
-PORTAL_LDAP_SMIME_ATTRIBUTE = env("PORTAL_LDAP_SMIME_ATTRIBUTE", "")
-# Also write userSMIMECertificate (PKCS#7 with the chain); unset: on for AD, off for OpenLDAP.
-PORTAL_LDAP_PUBLISH_SMIME_CAPABLE = env_optional_bool("PORTAL_LDAP_PUBLISH_SMIME_CAPABLE")
-PORTAL_LDAP_START_TLS = env_bool("PORTAL_LDAP_START_TLS", False)
+PORTAL_LDAP_CERTIFICATE_ATTRIBUTE = env.str("PORTAL_LDAP_CERTIFICATE_ATTRIBUTE", default="")
+PORTAL_LDAP_SMIME_ATTRIBUTE = env.str("PORTAL_LDAP_SMIME_ATTRIBUTE", default="")
+# Also write userSMIMECertificate (PKCS#7 with the chain); unset (None): the preset decides,
+# on for AD, off for OpenLDAP.
+PORTAL_LDAP_PUBLISH_SMIME_CAPABLE = env.bool("PORTAL_LDAP_PUBLISH_SMIME_CAPABLE", default=None)
+PORTAL_LDAP_START_TLS = env.bool("PORTAL_LDAP_START_TLS", default=False)
 # CA certificates (PEM) that verify the directory's TLS certificate; empty: the system's.
-PORTAL_LDAP_CA_FILE = env("PORTAL_LDAP_CA_FILE", "")
+PORTAL_LDAP_CA_FILE = env.str("PORTAL_LDAP_CA_FILE", default="")
 # Only for tests against a directory with a throwaway certificate.
-PORTAL_LDAP_TLS_VERIFY = env_bool("PORTAL_LDAP_TLS_VERIFY", True)
-PORTAL_LDAP_TIMEOUT = env_int("PORTAL_LDAP_TIMEOUT", 5)  # seconds to connect
-PORTAL_LDAP_RECEIVE_TIMEOUT = env_int("PORTAL_LDAP_RECEIVE_TIMEOUT", 10)  # seconds to wait for an answer
+PORTAL_LDAP_TLS_VERIFY = env.bool("PORTAL_LDAP_TLS_VERIFY", default=True)
+PORTAL_LDAP_TIMEOUT = env.int("PORTAL_LDAP_TIMEOUT", default=5)  # seconds to connect
+PORTAL_LDAP_RECEIVE_TIMEOUT = env.int("PORTAL_LDAP_RECEIVE_TIMEOUT", default=10)  # seconds to wait for an answer
 # Failed attempts are retried after base, 2×base, 4×base … seconds, at most max apart.
-PORTAL_LDAP_RETRY_BASE_SECONDS = env_int("PORTAL_LDAP_RETRY_BASE_SECONDS", 60)
-PORTAL_LDAP_RETRY_MAX_SECONDS = env_int("PORTAL_LDAP_RETRY_MAX_SECONDS", 6 * 3600)
+PORTAL_LDAP_RETRY_BASE_SECONDS = env.int("PORTAL_LDAP_RETRY_BASE_SECONDS", default=60)
+PORTAL_LDAP_RETRY_MAX_SECONDS = env.int("PORTAL_LDAP_RETRY_MAX_SECONDS", default=6 * 3600)
 # The CA entry that gets the issuing CA certificate and current CRL; empty: none.
-PORTAL_LDAP_CA_ENTRY_DN = env("PORTAL_LDAP_CA_ENTRY_DN", "")
+PORTAL_LDAP_CA_ENTRY_DN = env.str("PORTAL_LDAP_CA_ENTRY_DN", default="")
 
 # --- Log-in: local accounts, and directory accounts with PORTAL_LDAP_URI (portal/ldap_auth.py)
 # Directory groups whose members get the portal role; empty: the directory does not decide it.
-PORTAL_LDAP_APPROVERS_GROUP_DN = env("PORTAL_LDAP_APPROVERS_GROUP_DN", "")
-PORTAL_LDAP_AUDITORS_GROUP_DN = env("PORTAL_LDAP_AUDITORS_GROUP_DN", "")
-PORTAL_LDAP_ADMINS_GROUP_DN = env("PORTAL_LDAP_ADMINS_GROUP_DN", "")
+PORTAL_LDAP_APPROVERS_GROUP_DN = env.str("PORTAL_LDAP_APPROVERS_GROUP_DN", default="")
+PORTAL_LDAP_AUDITORS_GROUP_DN = env.str("PORTAL_LDAP_AUDITORS_GROUP_DN", default="")
+PORTAL_LDAP_ADMINS_GROUP_DN = env.str("PORTAL_LDAP_ADMINS_GROUP_DN", default="")
 # Where nested groups are searched (AD preset); empty: the dc= part of PORTAL_LDAP_USER_BASE_DN.
-PORTAL_LDAP_GROUP_BASE_DN = env("PORTAL_LDAP_GROUP_BASE_DN", "")
-from portal.ldap_auth import authentication_backends  # noqa: E402 - no models, safe here
+PORTAL_LDAP_GROUP_BASE_DN = env.str("PORTAL_LDAP_GROUP_BASE_DN", default="")
+# Imported here, after the PORTAL_LDAP_* settings: it touches no models, so it is safe in settings.
+from portal.ldap_auth import authentication_backends
 
 AUTHENTICATION_BACKENDS = authentication_backends(ldap_uri=PORTAL_LDAP_URI)
 
@@ -335,7 +350,7 @@ AUTHENTICATION_BACKENDS = authentication_backends(ldap_uri=PORTAL_LDAP_URI)
 # management commands (publish_pending, refresh_crl, expire_certificates, notify_expiring,
 # purge_expired_pickups) run from cron. Nothing depends on a task arriving: the database
 # keeps what is due.
-CELERY_BROKER_URL = env("PORTAL_BROKER_URL", "")
+CELERY_BROKER_URL = env.str("PORTAL_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True

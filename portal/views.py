@@ -1,4 +1,4 @@
-"""Self-service pages for employees, and the public CA files (certificate, CRL)."""
+"""Self-service pages for employees."""
 
 from datetime import timedelta
 
@@ -7,16 +7,19 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from enrollment import selectors, services
+from enrollment import selectors
+from enrollment.revocation.services import certificate_revoke
+from enrollment.services.issuance import certificate_pkcs12_export
+from enrollment.services.requests import certificate_renewal_request, certificate_request_create
 from core.downloads import attachment
 from core.exceptions import NotFound, PortalError, error_message
-from enrollment.models import CertificateAuthority, Employee
+from enrollment.models import Employee
 
 from .forms import CertificateRequestForm, Pkcs12DownloadForm, RevokeOwnForm
 
@@ -53,7 +56,7 @@ def request_certificate(request):
         messages.error(request, "Your account has no employee record with a mailbox; ask a PKI administrator.")
     elif form.is_valid():
         try:
-            created = services.certificate_request_create(
+            created = certificate_request_create(
                 employee=employee, submitted_by=request.user, **form.cleaned_data
             )
         except (ValidationError, PortalError) as exc:
@@ -73,7 +76,7 @@ def revoke_own_certificate(request, serial: str):
         messages.error(request, "Choose a reason and confirm that revocation is final.")
         return redirect("portal:home")
     try:
-        certificate = services.certificate_revoke(serial=serial, actor=request.user, reason=form.cleaned_data["reason"])
+        certificate = certificate_revoke(serial=serial, actor=request.user, reason=form.cleaned_data["reason"])
     except NotFound:
         raise Http404("No such certificate") from None
     except (ValidationError, PortalError) as exc:
@@ -87,7 +90,7 @@ def revoke_own_certificate(request, serial: str):
 @require_POST
 def renew_certificate(request, serial: str):
     try:
-        renewal = services.certificate_renewal_request(serial=serial, user=request.user)
+        renewal = certificate_renewal_request(serial=serial, user=request.user)
     except NotFound:
         raise Http404("No such certificate") from None
     except (ValidationError, PortalError) as exc:
@@ -113,7 +116,7 @@ def download_pkcs12(request, serial: str):
     form = Pkcs12DownloadForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            certificate, bundle = services.certificate_pkcs12_export(
+            certificate, bundle = certificate_pkcs12_export(
                 user=request.user,
                 serial=serial,
                 passphrase=form.cleaned_data["passphrase"],
@@ -152,24 +155,6 @@ def ca_chain(request):
         raise Http404("No CA") from None
     pem = b"".join(item.certificate.public_bytes(Encoding.PEM) for item in ca.chain())
     return attachment(pem, "application/x-pem-file", "ca-chain.pem")
-
-
-@require_GET
-def ca_certificate(request, slug: str):
-    ca = get_object_or_404(CertificateAuthority, slug=slug)
-    return HttpResponse(bytes(ca.certificate_der), content_type="application/pkix-cert")
-
-
-@require_GET
-def ca_crl(request, slug: str):
-    ca = get_object_or_404(CertificateAuthority, slug=slug)
-    try:
-        crl = services.crl_current(ca=ca)
-    except PortalError as exc:
-        return HttpResponse(exc.message, status=503, content_type="text/plain")
-    response = HttpResponse(crl, content_type="application/pkix-crl")
-    response["Cache-Control"] = "public, max-age=3600"
-    return response
 
 
 @require_GET

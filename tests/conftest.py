@@ -59,7 +59,7 @@ def pki_material(tmp_path_factory) -> PkiMaterial:
     from enrollment.pki.backends import EncryptedFileKeyBackend, InMemoryKeyBackend
     from enrollment.pki.keys import generate_private_key
     from enrollment.pki.profiles import IssuerInfo
-    from enrollment.services import organization_from_settings
+    from enrollment.services.authorities import organization_from_settings
 
     key_dir = tmp_path_factory.mktemp("ca-keys")
     settings.PORTAL_CA_KEY_DIR = key_dir
@@ -135,7 +135,7 @@ def make_user(db):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from enrollment.services import employee_upsert
+    from enrollment.services.employees import employee_upsert
 
     def make(username: str, *, groups=(), given_name="", surname="", employee=True, superuser=False):
         user = get_user_model().objects.create_user(
@@ -192,9 +192,9 @@ def auditor(make_user):
 @pytest.fixture
 def issued(pki, alice, approver):
     """An issued certificate of alice's (RSA 3072, sponsor-validated)."""
-    from enrollment import services
+    from enrollment.services.requests import certificate_request_approve, certificate_request_create
 
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice)
-    request = services.certificate_request_approve(request_id=request.pk, approver=approver)
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice)
+    request = certificate_request_approve(request_id=request.pk, approver=approver)
     assert request.state == "issued", request.reason
     return request.certificate

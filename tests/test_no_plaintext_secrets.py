@@ -44,11 +44,11 @@ def _every_stored_value() -> list[bytes]:
 
 @pytest.mark.parametrize("key_type", ["rsa-3072", "ec-p256"])
 def test_no_plaintext_key_or_passphrase_in_database_or_logs(pki, client, alice, approver, caplog, key_type):
-    from enrollment import services
+    from enrollment.services.requests import certificate_request_approve, certificate_request_create
 
     caplog.set_level(logging.DEBUG)
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type=key_type)
-    certificate = services.certificate_request_approve(request_id=request.pk, approver=approver).certificate
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type=key_type)
+    certificate = certificate_request_approve(request_id=request.pk, approver=approver).certificate
     client.login(username="alice", password=PASSWORD)
     response = client.post(
         f"/certificates/{certificate.serial}/pkcs12/",

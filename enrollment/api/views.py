@@ -18,9 +18,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from enrollment import selectors as enrollment_selectors
-from enrollment import services
+from enrollment.revocation.services import certificate_revoke, crl_current
+from enrollment.services.employees import employee_create, employee_offboard, employee_update
+from enrollment.services.issuance import certificate_pkcs12_export
+from enrollment.services.requests import certificate_renewal_request, certificate_request_approve, certificate_request_create, certificate_request_reject
 from core.exceptions import ConfigurationError, NotAllowed, NotFound
-from enrollment.models import Employee
+from enrollment.models import Employee, KeyBackendName
 
 from . import selectors
 from core.api.schema import error_responses
@@ -162,7 +165,7 @@ class RequestListCreateView(ListView):
     def post(self, request):
         data = _body(CertificateRequestCreateSerializer, request)
         employee = _target_employee(request.user, data)
-        created = services.certificate_request_create(
+        created = certificate_request_create(
             employee=employee,
             submitted_by=request.user,
             key_type=data["key_type"],
@@ -197,7 +200,7 @@ class RequestApproveView(APIView):
     def post(self, request, request_id: int):
         _checked_id(request_id, "request")
         selectors.request_visible_to(user=request.user, request_id=request_id)
-        services.certificate_request_approve(request_id=request_id, approver=request.user)
+        certificate_request_approve(request_id=request_id, approver=request.user)
         return Response(CertificateRequestSerializer(selectors.request_visible_to(user=request.user, request_id=request_id)).data)
 
 
@@ -213,7 +216,7 @@ class RequestRejectView(APIView):
         _checked_id(request_id, "request")
         selectors.request_visible_to(user=request.user, request_id=request_id)
         data = _body(RejectSerializer, request)
-        services.certificate_request_reject(request_id=request_id, approver=request.user, reason=data["reason"])
+        certificate_request_reject(request_id=request_id, approver=request.user, reason=data["reason"])
         return Response(CertificateRequestSerializer(selectors.request_visible_to(user=request.user, request_id=request_id)).data)
 
 
@@ -287,7 +290,7 @@ class CertificatePkcs12View(FileView):
         # Someone else's certificate is a 404 before any validation can hint that it exists.
         enrollment_selectors.certificate_of_owner(user=request.user, serial=selectors.checked_serial(serial))
         data = _body(Pkcs12Serializer, request)
-        certificate, bundle = services.certificate_pkcs12_export(
+        certificate, bundle = certificate_pkcs12_export(
             user=request.user, serial=serial, passphrase=data["passphrase"], fmt=data["format"]
         )
         return _file(bundle, "application/x-pkcs12", f"{certificate.mailbox}.p12", private=True)
@@ -306,7 +309,7 @@ class CertificateRevokeView(APIView):
         selectors.checked_serial(serial)
         enrollment_selectors.certificate_visible_to(user=request.user, serial=serial)
         data = _body(RevokeSerializer, request)
-        certificate = services.certificate_revoke(
+        certificate = certificate_revoke(
             serial=serial, actor=request.user, reason=data["reason"], comment=data["comment"]
         )
         return Response(CertificateSerializer(certificate).data)
@@ -322,7 +325,7 @@ class CertificateRenewView(APIView):
         responses={201: CertificateRequestSerializer, **errors(400, 401, 404, 409)},
     )
     def post(self, request, serial: str):
-        created = services.certificate_renewal_request(serial=selectors.checked_serial(serial), user=request.user)
+        created = certificate_renewal_request(serial=selectors.checked_serial(serial), user=request.user)
         return Response(
             CertificateRequestSerializer(selectors.request_visible_to(user=request.user, request_id=created.pk)).data,
             status=status.HTTP_201_CREATED,
@@ -395,9 +398,9 @@ class CaCrlView(FileView):
     def get(self, request, slug: str):
         encoding = _filters(CrlQuerySerializer, request)["encoding"]
         ca = selectors.certificate_authority(slug=slug)
-        if ca.key_backend == "none":
+        if ca.key_backend == KeyBackendName.NONE:
             raise NotFound(f"The portal does not issue CRLs for {ca.slug!r}: it holds no key for it.")
-        crl = services.crl_current(ca=ca)
+        crl = crl_current(ca=ca)
         if encoding == "pem":
             from cryptography import x509
 
@@ -433,7 +436,7 @@ class EmployeeListCreateView(ListView):
     def post(self, request):
         _require(request.user, "enrollment.add_employee", "Only PKI administrators create employees.")
         data = _body(EmployeeCreateSerializer, request)
-        employee = services.employee_create(actor=request.user, **data)
+        employee = employee_create(actor=request.user, **data)
         return Response(EmployeeSerializer(employee).data, status=status.HTTP_201_CREATED)
 
 
@@ -458,7 +461,7 @@ class EmployeeDetailView(APIView):
         _require(request.user, "enrollment.change_employee", "Only PKI administrators change employees.")
         employee = selectors.employee_by_id(employee_id=_checked_id(employee_id, "employee"))
         data = _body(EmployeeUpdateSerializer, request, partial=True)
-        employee = services.employee_update(employee=employee, actor=request.user, **data)
+        employee = employee_update(employee=employee, actor=request.user, **data)
         return Response(EmployeeSerializer(selectors.employee_by_id(employee_id=employee.pk)).data)
 
 
@@ -474,7 +477,7 @@ class EmployeeOffboardView(APIView):
     def post(self, request, employee_id: int):
         _require(request.user, "enrollment.revoke_certificate", "Only approvers and PKI administrators offboard employees.")
         employee = selectors.employee_by_id(employee_id=_checked_id(employee_id, "employee"))
-        revoked = services.employee_offboard(user=employee.user, actor=request.user)
+        revoked = employee_offboard(user=employee.user, actor=request.user)
         employee = selectors.employee_by_id(employee_id=employee.pk)
         return Response(OffboardSerializer({"employee": employee, "revoked": [c.serial for c in revoked]}).data)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -32,7 +33,10 @@ from audit.events import AuditAction
 from audit.services import audit_record
 
 from core.exceptions import PortalError
+
 from ..models import Certificate, CertificateAuthority, DirectoryPublication, Employee
+from ..revocation.services import crl_current
+from ..services.employees import employee_upsert
 from . import publisher
 from .client import DirectoryClient, DirectoryError, DirectoryUnavailable, EntryLocator
 from .config import DirectoryConfig
@@ -409,8 +413,6 @@ def ca_entry_publish(*, ca: CertificateAuthority, connection: DirectoryClient | 
     (`directory.ca_publish_failed`) and returned; the next CRL or `manage.py publish_ca`
     tries again. Success is audited as `directory.ca_published`.
     """
-    from ..services import crl_current
-
     try:
         config = connection.config if connection is not None else directory_config()
     except PortalError as exc:
@@ -476,10 +478,6 @@ def directory_user_sync(
     address there is no Employee row (an approver need not be an employee); an existing row
     keeps its department.
     """
-    from django.contrib.auth.models import Group
-
-    from ..services import employee_upsert
-
     result = DirectoryUserSync()
     current = set(user.groups.values_list("name", flat=True))
     result.granted = sorted(role for role, member in roles.items() if member and role not in current)

@@ -11,7 +11,9 @@ from rest_framework.response import Response
 
 from core.exceptions import NotFound
 from core.api.schema import error_responses
-from escrow import recovery
+from escrow.selectors import recoveries_visible_to, recovery_visible_to
+from escrow.services.pickups import recovery_pkcs12_export
+from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create, recovery_request_reject
 from escrow.models import RecoveryRequest
 
 from .recovery_serializers import (
@@ -27,7 +29,7 @@ TAGS = ["recoveries"]
 
 
 def _read(request, request_id: int) -> Response:
-    found = recovery.recovery_visible_to(user=request.user, request_id=request_id)
+    found = recovery_visible_to(user=request.user, request_id=request_id)
     return Response(RecoveryRequestSerializer(found).data)
 
 
@@ -38,7 +40,7 @@ class RecoveryListCreate(generics.ListCreateAPIView):
     serializer_class = RecoveryRequestSerializer
 
     def get_queryset(self):
-        return recovery.recoveries_visible_to(user=self.request.user).prefetch_related("decisions__approver", "pickups__certificate")
+        return recoveries_visible_to(user=self.request.user).prefetch_related("decisions__approver", "pickups__certificate")
 
     @extend_schema(
         tags=TAGS,
@@ -58,7 +60,7 @@ class RecoveryListCreate(generics.ListCreateAPIView):
         serializer = RecoveryCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        created = recovery.recovery_request_create(
+        created = recovery_request_create(
             requested_by=request.user,
             reason=data["reason"],
             serial=data.get("certificate", ""),
@@ -66,7 +68,7 @@ class RecoveryListCreate(generics.ListCreateAPIView):
             recipient_username=data.get("recipient", ""),
             purpose=data.get("purpose", ""),
         )
-        found = recovery.recovery_visible_to(user=request.user, request_id=created.pk)
+        found = recovery_visible_to(user=request.user, request_id=created.pk)
         return Response(RecoveryRequestSerializer(found).data, status=status.HTTP_201_CREATED)
 
 
@@ -88,10 +90,10 @@ def recovery_detail(request, request_id: int):
 @api_view(["POST"])
 def recovery_approve(request, request_id: int):
     # Someone who may not see the request gets a 404 before anything else.
-    recovery.recovery_visible_to(user=request.user, request_id=request_id)
+    recovery_visible_to(user=request.user, request_id=request_id)
     serializer = RecoveryDecisionInputSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    recovery.recovery_request_approve(
+    recovery_request_approve(
         request_id=request_id, approver=request.user, comment=serializer.validated_data.get("comment", "")
     )
     return _read(request, request_id)
@@ -105,10 +107,10 @@ def recovery_approve(request, request_id: int):
 )
 @api_view(["POST"])
 def recovery_reject(request, request_id: int):
-    recovery.recovery_visible_to(user=request.user, request_id=request_id)
+    recovery_visible_to(user=request.user, request_id=request_id)
     serializer = RecoveryRejectSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    recovery.recovery_request_reject(
+    recovery_request_reject(
         request_id=request_id, approver=request.user, comment=serializer.validated_data["comment"]
     )
     return _read(request, request_id)
@@ -124,10 +126,10 @@ def recovery_reject(request, request_id: int):
 @api_view(["POST"])
 @parser_classes([MultiPartParser, FormParser])
 def recovery_complete(request, request_id: int):
-    recovery.recovery_visible_to(user=request.user, request_id=request_id)
+    recovery_visible_to(user=request.user, request_id=request_id)
     serializer = RecoveryCompleteSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    recovery.recovery_request_complete(
+    recovery_request_complete(
         request_id=request_id,
         agent=request.user,
         agent_pkcs12=serializer.validated_data["agent_pkcs12"].read(),
@@ -149,12 +151,12 @@ def recovery_complete(request, request_id: int):
 @parser_classes([JSONParser, FormParser, MultiPartParser])
 def recovery_pkcs12(request, request_id: int):
     # For the recipient only: anyone else gets the same 404 whether or not the request exists.
-    recovery.recovery_visible_to(user=request.user, request_id=request_id)
+    recovery_visible_to(user=request.user, request_id=request_id)
     if not RecoveryRequest.objects.filter(pk=request_id, recipient=request.user).exists():
         raise NotFound(f"There is no recovered key for you under request #{request_id}.")
     serializer = RecoveryPkcs12Serializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    filename, bundle = recovery.recovery_pkcs12_export(
+    filename, bundle = recovery_pkcs12_export(
         user=request.user,
         request_id=request_id,
         passphrase=serializer.validated_data["passphrase"],

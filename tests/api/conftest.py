@@ -23,12 +23,12 @@ def issue():
     """Issue a certificate for `user` (ECDSA P-256: quick), approved by `approver`."""
 
     def issue_for(user, approver, *, key_type="ec-p256", certificate_type="sponsor-strict"):
-        from enrollment import services
+        from enrollment.services.requests import certificate_request_approve, certificate_request_create
 
-        request = services.certificate_request_create(
+        request = certificate_request_create(
             employee=user.employee, submitted_by=user, key_type=key_type, certificate_type=certificate_type
         )
-        request = services.certificate_request_approve(request_id=request.pk, approver=approver)
+        request = certificate_request_approve(request_id=request.pk, approver=approver)
         assert request.state == "issued", request.reason
         return request.certificate
 

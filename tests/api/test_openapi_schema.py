@@ -125,7 +125,7 @@ def wsgi_app():
 @pytest.fixture
 def populated(pki, alice, bob, approver, auditor, pki_admin, make_user, issue):
     """Something to find: alice's certificate, her pending request, bob's certificate, an API token."""
-    from enrollment import services
+    from enrollment.services.requests import certificate_request_create
     from enrollment.roles import KEY_RECOVERY_AGENTS
     from portal.services import api_token_create
 
@@ -133,7 +133,7 @@ def populated(pki, alice, bob, approver, auditor, pki_admin, make_user, issue):
 
     certificate = issue(alice, approver)
     issue(bob, approver)
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
     return {
         "users": {
             "employee": alice, "other": bob, "approver": approver, "auditor": auditor, "admin": pki_admin, "agent": agent,

@@ -124,10 +124,10 @@ def _agent_p12(world) -> bytes:
 
 def _objects(path: str, world, issue) -> dict:
     """Alice's objects the path (or its body) names, created for this cell only."""
-    from enrollment import services
+    from enrollment.services.requests import certificate_request_create
+    from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create
     from enrollment.models import DirectoryPublication
     from enrollment.roles import APPROVERS, KEY_RECOVERY_AGENTS
-    from escrow import recovery
     from portal.services import api_token_create
 
     alice, make_user = world["alice"], world["make_user"]
@@ -139,20 +139,20 @@ def _objects(path: str, world, issue) -> dict:
         publication, _ = DirectoryPublication.objects.get_or_create(certificate=certificate)
         values["publication"] = publication.pk
     if needs("recovery", "approved", "completed"):
-        pending = recovery.recovery_request_create(requested_by=alice, reason="Laptop stolen", serial=values["serial"])
+        pending = recovery_request_create(requested_by=alice, reason="Laptop stolen", serial=values["serial"])
         values["recovery"] = values["approved"] = values["completed"] = pending.pk
         if needs("approved", "completed"):
             for name in ("first-approver", "second-approver"):
-                recovery.recovery_request_approve(request_id=pending.pk, approver=make_user(name, groups=[APPROVERS]))
+                recovery_request_approve(request_id=pending.pk, approver=make_user(name, groups=[APPROVERS]))
         if needs("completed"):
-            recovery.recovery_request_complete(
+            recovery_request_complete(
                 request_id=pending.pk,
                 agent=make_user("keeper", groups=[KEY_RECOVERY_AGENTS]),
                 agent_pkcs12=_agent_p12(world),
                 passphrase=AGENT_PASSPHRASE,
             )
     if needs("request"):
-        request = services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+        request = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
         values["request"] = request.pk
     if needs("token"):
         values["token"] = api_token_create(user=alice, name="alice's script").token.pk

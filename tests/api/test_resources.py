@@ -11,6 +11,7 @@ from django.utils import timezone
 from api_testing import basic_client
 from enrollment.models import Certificate, CertificateRequest, DirectoryPublication, Employee
 from audit.models import AuditEvent
+from enrollment.services.requests import certificate_request_approve, certificate_request_create, certificate_request_reject
 
 
 def _ids(response) -> list[int]:
@@ -24,16 +25,14 @@ def _ids(response) -> list[int]:
 @pytest.fixture
 def requests_of_three(pki, alice, bob, make_user, approver):
     """alice: issued (ec-p256); bob: rejected (ec-p384, mailbox-strict); carol: pending (rsa-4096)."""
-    from enrollment import services
-
     carol = make_user("carol", given_name="Carol", surname="Cole")
-    issued = services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
-    services.certificate_request_approve(request_id=issued.pk, approver=approver)
-    rejected = services.certificate_request_create(
+    issued = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+    certificate_request_approve(request_id=issued.pk, approver=approver)
+    rejected = certificate_request_create(
         employee=bob.employee, submitted_by=bob, key_type="ec-p384", certificate_type="mailbox-strict"
     )
-    services.certificate_request_reject(request_id=rejected.pk, approver=approver, reason="duplicate")
-    pending = services.certificate_request_create(employee=carol.employee, submitted_by=carol, key_type="rsa-4096")
+    certificate_request_reject(request_id=rejected.pk, approver=approver, reason="duplicate")
+    pending = certificate_request_create(employee=carol.employee, submitted_by=carol, key_type="rsa-4096")
     return {"issued": issued.pk, "rejected": rejected.pk, "pending": pending.pk}
 
 
@@ -94,11 +93,9 @@ def test_bad_filters_are_400_with_a_readable_message(requests_of_three, approver
 
 
 def test_pagination_is_stable_and_bounded(pki, make_user, approver):
-    from enrollment import services
-
     users = [make_user(f"user{index}") for index in range(7)]
     for user in users:
-        services.certificate_request_create(employee=user.employee, submitted_by=user, key_type="ec-p256")
+        certificate_request_create(employee=user.employee, submitted_by=user, key_type="ec-p256")
     # Same creation time for all: the id breaks the tie, so pages neither repeat nor skip.
     CertificateRequest.objects.update(created_at=timezone.now())
     client = basic_client(approver)

@@ -77,12 +77,12 @@ def ldap_ca_entry(db, ldap_settings, directory):
 @pytest.fixture
 def issue_certificate(pki, approver, django_capture_on_commit_callbacks):
     """Request and approve a certificate for an employee user, running on_commit work (publishing)."""
-    from enrollment import services
+    from enrollment.services.requests import certificate_request_approve, certificate_request_create
 
     def issue(user, *, key_type: str = "ec-p256"):
         with django_capture_on_commit_callbacks(execute=True):
-            request = services.certificate_request_create(employee=user.employee, submitted_by=user, key_type=key_type)
-            request = services.certificate_request_approve(request_id=request.pk, approver=approver)
+            request = certificate_request_create(employee=user.employee, submitted_by=user, key_type=key_type)
+            request = certificate_request_approve(request_id=request.pk, approver=approver)
         assert request.state == "issued", request.reason
         return request.certificate
 

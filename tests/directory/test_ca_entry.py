@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from django.core.management import CommandError, call_command
 
-from enrollment import services
+from enrollment.revocation.services import certificate_revoke, crl_generate
 from enrollment.directory.config import DirectoryConfig
 from enrollment.directory.services import ca_entry_publish
 from audit.models import AuditEvent
@@ -49,7 +49,7 @@ def test_publishing_again_writes_nothing_and_a_new_crl_replaces_the_old(ldap_ca_
     again = ca_entry_publish(ca=ca)
     assert again.ok and not again.changed
 
-    services.crl_generate(ca=ca)  # what revocation does; the lead's receiver then publishes
+    crl_generate(ca=ca)  # what revocation does; the lead's receiver then publishes
     ca.refresh_from_db()
     after = ca_entry_publish(ca=ca)
 
@@ -61,7 +61,7 @@ def test_publishing_again_writes_nothing_and_a_new_crl_replaces_the_old(ldap_ca_
 
 def test_revocation_puts_the_new_crl_on_the_ca_entry(ldap_ca_entry, directory, issued, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        services.certificate_revoke(serial=issued.serial, actor=None, reason="key_compromise")
+        certificate_revoke(serial=issued.serial, actor=None, reason="key_compromise")
 
     crls = directory.values(CA_ENTRY_DN, CRL_ATTRIBUTE)
     assert len(crls) == 1

@@ -13,6 +13,7 @@ from enrollment.models import Certificate, DirectoryPublication
 from audit.models import AuditEvent
 from portal_testing import PASSWORD
 from slapd_server import person_dn
+from enrollment.services.requests import certificate_request_approve, certificate_request_create
 
 ALICE = person_dn("alice")
 BINARY = "userCertificate;binary"
@@ -72,12 +73,10 @@ def test_retry_backoff_doubles_up_to_the_cap(settings):
 
 
 def test_publish_pending_fails_with_one_line_when_the_directory_is_down(ldap_settings, directory, pki, alice, bob, approver):
-    from enrollment import services
-
     certificates = []
     for user in (alice, bob):
-        request = services.certificate_request_create(employee=user.employee, submitted_by=user, key_type="ec-p256")
-        certificates.append(services.certificate_request_approve(request_id=request.pk, approver=approver).certificate)
+        request = certificate_request_create(employee=user.employee, submitted_by=user, key_type="ec-p256")
+        certificates.append(certificate_request_approve(request_id=request.pk, approver=approver).certificate)
     directory.stop()
 
     with pytest.raises(CommandError) as raised:
@@ -188,11 +187,9 @@ def test_a_directory_that_does_not_answer_times_out(ldap_settings, directory, is
 def test_a_batch_binds_once(ldap_settings, directory, pki, alice, bob, approver, monkeypatch):
     import ldap3
 
-    from enrollment import services
-
     for user in (alice, bob):
-        request = services.certificate_request_create(employee=user.employee, submitted_by=user, key_type="ec-p256")
-        services.certificate_request_approve(request_id=request.pk, approver=approver)
+        request = certificate_request_create(employee=user.employee, submitted_by=user, key_type="ec-p256")
+        certificate_request_approve(request_id=request.pk, approver=approver)
     binds = []
     original = ldap3.Connection.bind
     monkeypatch.setattr(ldap3.Connection, "bind", lambda self, *a, **k: binds.append(1) or original(self, *a, **k))

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
-from enrollment import services
+from enrollment.services.employees import employee_upsert
 from enrollment.directory.services import (
     publication_attempt,
     publication_schedule,
@@ -165,7 +165,7 @@ def test_user_smime_certificate_holds_certificate_and_chain(ldap_settings, direc
 
 def test_stored_directory_dn_wins_over_the_search(ldap_settings, directory, issued, alice):
     ldap_settings.PORTAL_LDAP_MAIL_FILTER = "(description=%(mail)s)"  # would find nothing
-    services.employee_upsert(
+    employee_upsert(
         user=alice, mail="alice@example.org", given_name="Alice", surname="Archer", directory_dn=ALICE
     )
 

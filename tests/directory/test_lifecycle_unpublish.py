@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.core.management import call_command
 from django.utils import timezone
 
-from enrollment import services
+from enrollment.revocation.services import certificate_revoke
 from enrollment.models import Certificate, DirectoryPublication
 from slapd_server import person_dn
 
@@ -21,7 +21,7 @@ def test_revocation_removes_the_certificate_from_the_entry(
     certificate = issue_certificate(alice)
     assert directory.values(ALICE, BINARY) == [bytes(certificate.der)]
     with django_capture_on_commit_callbacks(execute=True):
-        services.certificate_revoke(serial=certificate.serial, actor=approver, reason="key_compromise")
+        certificate_revoke(serial=certificate.serial, actor=approver, reason="key_compromise")
     assert directory.values(ALICE, BINARY) == []
     assert DirectoryPublication.objects.get(certificate=certificate).state == "removed"
 
@@ -41,7 +41,7 @@ def test_revocation_while_the_directory_is_down_is_removed_later(
     certificate = issue_certificate(alice)
     directory.stop()
     with django_capture_on_commit_callbacks(execute=True):
-        services.certificate_revoke(serial=certificate.serial, actor=approver, reason="superseded")
+        certificate_revoke(serial=certificate.serial, actor=approver, reason="superseded")
     publication = DirectoryPublication.objects.get(certificate=certificate)
     assert publication.state == "remove_failed" and publication.last_error
     assert Certificate.objects.get(pk=certificate.pk).status == "revoked"  # revocation never waits for LDAP

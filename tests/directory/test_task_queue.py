@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 from django.utils import timezone
 
-from enrollment import services
+from enrollment.revocation.services import certificate_revoke
+from enrollment.services.requests import certificate_request_approve, certificate_request_create
 from enrollment.models import DirectoryPublication
 from slapd_server import person_dn
 
@@ -76,14 +77,14 @@ def _wait_for(predicate, timeout: float = 20.0):
 def test_worker_publishes_after_issuance_and_removes_after_revocation(
     ldap_settings, directory, celery_worker_on_redis, pki, alice, approver
 ):
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
-    request = services.certificate_request_approve(request_id=request.pk, approver=approver)
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+    request = certificate_request_approve(request_id=request.pk, approver=approver)
     certificate = request.certificate
     assert request.state == "issued"
     assert _wait_for(lambda: directory.values(ALICE, BINARY)) == [bytes(certificate.der)]
     assert _wait_for(lambda: DirectoryPublication.objects.get(certificate=certificate).state == "published")
 
-    services.certificate_revoke(serial=certificate.serial, actor=approver, reason="key_compromise")
+    certificate_revoke(serial=certificate.serial, actor=approver, reason="key_compromise")
     _wait_for(lambda: DirectoryPublication.objects.get(certificate=certificate).state == "removed")
     assert directory.values(ALICE, BINARY) == []
 
@@ -95,8 +96,8 @@ def test_periodic_drain_task_on_the_worker_catches_up_after_an_outage(
     from enrollment import tasks
 
     directory.stop()
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
-    request = services.certificate_request_approve(request_id=request.pk, approver=approver)
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+    request = certificate_request_approve(request_id=request.pk, approver=approver)
     certificate = request.certificate
     _wait_for(lambda: DirectoryPublication.objects.get(certificate=certificate).attempts >= 1, timeout=20)
     assert DirectoryPublication.objects.get(certificate=certificate).state == "failed"
@@ -118,8 +119,8 @@ def test_a_dead_broker_does_not_hold_up_or_fail_issuance(ldap_settings, director
     app._pool = None
     try:
         started = time.monotonic()
-        request = services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
-        request = services.certificate_request_approve(request_id=request.pk, approver=approver)
+        request = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+        request = certificate_request_approve(request_id=request.pk, approver=approver)
         elapsed = time.monotonic() - started
     finally:
         app.conf.update(previous)

@@ -115,7 +115,7 @@ def test_request_approve_download_in_a_browser(
 ):
     from playwright.sync_api import expect
 
-    from enrollment import services
+    from enrollment.services.requests import certificate_request_create
     from enrollment.models import Certificate, CertificateRequest
 
     password = PASSWORD
@@ -143,7 +143,7 @@ def test_request_approve_download_in_a_browser(
     expect(alice_page.locator(f'tr[data-request="{alice_request.pk}"] td.state')).to_have_text("pending")
 
     # The approver's own request, which he must not be able to approve himself.
-    own_request = services.certificate_request_create(employee=approver.employee, submitted_by=approver)
+    own_request = certificate_request_create(employee=approver.employee, submitted_by=approver)
 
     # 2. approver approves alice's request in the admin.
     admin_page = new_page(browser, live_server)

@@ -3,7 +3,7 @@
 import pytest
 
 from portal_testing import PASSWORD
-from enrollment import services
+from enrollment.services.requests import certificate_request_create
 from enrollment.models import CertificateRequest
 
 CHANGELIST = "/admin/enrollment/certificaterequest/"
@@ -20,8 +20,8 @@ def _messages(response) -> list[str]:
 
 
 def test_changelist_filters_and_search(pki, approver_client, alice, bob):
-    services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
-    services.certificate_request_create(employee=bob.employee, submitted_by=bob)
+    certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+    certificate_request_create(employee=bob.employee, submitted_by=bob)
 
     assert approver_client.get(CHANGELIST).status_code == 200
     response = approver_client.get(CHANGELIST, {"state": "pending", "key_type": "ec-p256"})
@@ -31,8 +31,8 @@ def test_changelist_filters_and_search(pki, approver_client, alice, bob):
 
 
 def test_bulk_approve_reports_per_request(pki, approver_client, approver, alice, bob):
-    ok = services.certificate_request_create(employee=alice.employee, submitted_by=alice)
-    own = services.certificate_request_create(employee=approver.employee, submitted_by=approver)
+    ok = certificate_request_create(employee=alice.employee, submitted_by=alice)
+    own = certificate_request_create(employee=approver.employee, submitted_by=approver)
 
     response = approver_client.post(
         CHANGELIST, {"action": "approve_selected", "_selected_action": [ok.pk, own.pk]}, follow=True
@@ -47,7 +47,7 @@ def test_bulk_approve_reports_per_request(pki, approver_client, approver, alice,
 
 
 def test_bulk_reject_asks_for_a_reason_first(pki, approver_client, alice):
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice)
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice)
     data = {"action": "reject_selected", "_selected_action": [request.pk]}
 
     response = approver_client.post(CHANGELIST, data)
@@ -67,7 +67,7 @@ def test_approvers_group_has_the_approve_permission(pki, approver, auditor):
 
 
 def test_auditor_sees_requests_but_has_no_approve_action(pki, client, auditor, alice):
-    services.certificate_request_create(employee=alice.employee, submitted_by=alice)
+    certificate_request_create(employee=alice.employee, submitted_by=alice)
     client.login(username="auditor", password=PASSWORD)
     response = client.get(CHANGELIST)
     assert response.status_code == 200

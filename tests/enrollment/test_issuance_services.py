@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from django.core.exceptions import ValidationError
 
-from enrollment import services
+from enrollment.services.requests import certificate_request_approve, certificate_request_create, certificate_request_reject
 from core.exceptions import NotAllowed, SeparationOfDuties, InvalidState
 from enrollment.models import Certificate, CertificateRequest
 from enrollment.pki.lint import findings_at_or_above, lint_smime_certificate
@@ -17,8 +17,8 @@ from portal_testing import audit_tamper
 
 
 def _issue(employee_user, approver, **kwargs):
-    request = services.certificate_request_create(employee=employee_user.employee, submitted_by=employee_user, **kwargs)
-    return services.certificate_request_approve(request_id=request.pk, approver=approver)
+    request = certificate_request_create(employee=employee_user.employee, submitted_by=employee_user, **kwargs)
+    return certificate_request_approve(request_id=request.pk, approver=approver)
 
 
 @pytest.mark.parametrize("key_type", ["rsa-3072", "rsa-4096", "ec-p256", "ec-p384"])
@@ -64,50 +64,50 @@ def test_issuance_escrows_the_key_and_keeps_a_pickup_copy(pki, alice, approver):
 
 
 def test_nobody_approves_their_own_request(pki, approver):
-    request = services.certificate_request_create(employee=approver.employee, submitted_by=approver)
+    request = certificate_request_create(employee=approver.employee, submitted_by=approver)
 
     with pytest.raises(SeparationOfDuties, match="separation of duties"):
-        services.certificate_request_approve(request_id=request.pk, approver=approver)
+        certificate_request_approve(request_id=request.pk, approver=approver)
     request.refresh_from_db()
     assert request.state == CertificateRequest.State.PENDING
 
 
 def test_who_submitted_on_behalf_cannot_approve_either(pki, alice, approver, approver2):
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=approver)
+    request = certificate_request_create(employee=alice.employee, submitted_by=approver)
 
     with pytest.raises(SeparationOfDuties):
-        services.certificate_request_approve(request_id=request.pk, approver=approver)
-    assert services.certificate_request_approve(request_id=request.pk, approver=approver2).state == "issued"
+        certificate_request_approve(request_id=request.pk, approver=approver)
+    assert certificate_request_approve(request_id=request.pk, approver=approver2).state == "issued"
 
 
 def test_employees_cannot_approve(pki, alice, bob):
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice)
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice)
 
     with pytest.raises(NotAllowed):
-        services.certificate_request_approve(request_id=request.pk, approver=bob)
+        certificate_request_approve(request_id=request.pk, approver=bob)
 
 
 def test_employees_request_only_for_themselves(pki, alice, bob):
     with pytest.raises(NotAllowed):
-        services.certificate_request_create(employee=alice.employee, submitted_by=bob)
+        certificate_request_create(employee=alice.employee, submitted_by=bob)
 
 
 def test_a_request_is_decided_once(pki, alice, approver, approver2):
     request = _issue(alice, approver)
 
     with pytest.raises(InvalidState):
-        services.certificate_request_approve(request_id=request.pk, approver=approver2)
+        certificate_request_approve(request_id=request.pk, approver=approver2)
     with pytest.raises(InvalidState):
-        services.certificate_request_reject(request_id=request.pk, approver=approver2, reason="late")
+        certificate_request_reject(request_id=request.pk, approver=approver2, reason="late")
     assert Certificate.objects.filter(request=request).count() == 1
 
 
 def test_rejection_needs_a_reason_and_records_it(pki, alice, approver):
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice)
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice)
 
     with pytest.raises(ValidationError):
-        services.certificate_request_reject(request_id=request.pk, approver=approver, reason="  ")
-    rejected = services.certificate_request_reject(request_id=request.pk, approver=approver, reason="Not an employee")
+        certificate_request_reject(request_id=request.pk, approver=approver, reason="  ")
+    rejected = certificate_request_reject(request_id=request.pk, approver=approver, reason="Not an employee")
     assert rejected.state == "rejected" and rejected.reason == "Not an employee"
     assert not Certificate.objects.filter(request=request).exists()
 
@@ -118,7 +118,7 @@ def test_rejection_needs_a_reason_and_records_it(pki, alice, approver):
 )
 def test_bad_request_input_is_a_field_error(pki, alice, kwargs, field):
     with pytest.raises(ValidationError) as excinfo:
-        services.certificate_request_create(employee=alice.employee, submitted_by=alice, **kwargs)
+        certificate_request_create(employee=alice.employee, submitted_by=alice, **kwargs)
     assert field in excinfo.value.message_dict
 
 
@@ -128,30 +128,30 @@ def test_sponsor_validated_needs_a_name(pki, make_user):
     nameless.employee.save()
 
     with pytest.raises(ValidationError, match="given name and surname"):
-        services.certificate_request_create(employee=nameless.employee, submitted_by=nameless)
-    request = services.certificate_request_create(
+        certificate_request_create(employee=nameless.employee, submitted_by=nameless)
+    request = certificate_request_create(
         employee=nameless.employee, submitted_by=nameless, certificate_type="mailbox-strict"
     )
     assert request.state == "pending"
 
 
 def test_one_pending_request_at_a_time(pki, alice):
-    services.certificate_request_create(employee=alice.employee, submitted_by=alice)
+    certificate_request_create(employee=alice.employee, submitted_by=alice)
     with pytest.raises(ValidationError, match="pending request"):
-        services.certificate_request_create(employee=alice.employee, submitted_by=alice)
+        certificate_request_create(employee=alice.employee, submitted_by=alice)
 
 
 def test_mail_domains_setting_limits_what_the_ca_certifies(pki, alice, settings):
     settings.PORTAL_MAIL_DOMAINS = ["corp.example.com"]
     with pytest.raises(ValidationError, match="does not certify addresses at example.org"):
-        services.certificate_request_create(employee=alice.employee, submitted_by=alice)
+        certificate_request_create(employee=alice.employee, submitted_by=alice)
 
 
 def test_failure_leaves_the_request_failed_and_nothing_half_issued(pki, alice, approver):
     KeyRecoveryAgent.objects.update(is_active=False)
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice)
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice)
 
-    result = services.certificate_request_approve(request_id=request.pk, approver=approver)
+    result = certificate_request_approve(request_id=request.pk, approver=approver)
 
     assert result.state == CertificateRequest.State.FAILED
     assert "key recovery agent" in result.reason
@@ -164,9 +164,9 @@ def test_pre_issuance_lint_refuses_what_pkilint_rejects(pki, alice, approver):
     # A CA whose URLs name an internal host would issue certificates that break the SBR.
     pki["issuing"].base_url = "http://localhost"
     pki["issuing"].save()
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice)
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice)
 
-    result = services.certificate_request_approve(request_id=request.pk, approver=approver)
+    result = certificate_request_approve(request_id=request.pk, approver=approver)
 
     assert result.state == CertificateRequest.State.FAILED
     assert "Pre-issuance lint refused" in result.reason and "localhost" in result.reason

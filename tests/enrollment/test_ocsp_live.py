@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from django.utils import timezone
 
-from enrollment import services
+from enrollment.revocation.services import certificate_revoke
+from enrollment.services.authorities import issuer_info, organization_from_settings
 from enrollment.models import Certificate
-from enrollment.ocsp import ocsp_responder_cache_clear
+from enrollment.keystore.ocsp import ocsp_responder_cache_clear
 from enrollment.pki.backends import InMemoryKeyBackend
 from enrollment.pki.keys import generate_private_key
 from enrollment.pki.profiles import Subscriber, smime_certificate_builder
@@ -87,8 +88,8 @@ def stranger(pki) -> x509.Certificate:
     builder = smime_certificate_builder(
         certificate_type="mailbox-strict",
         subscriber=Subscriber("stranger@example.org"),
-        organization=services.organization_from_settings(),
-        issuer=services.issuer_info(pki["issuing"]),
+        organization=organization_from_settings(),
+        issuer=issuer_info(pki["issuing"]),
         public_key=key.public_key(),
         not_before=timezone.now() - timedelta(minutes=1),
     )
@@ -236,7 +237,7 @@ def test_revocation_through_the_service_shows_at_once(live_server, pki, issued, 
     directory, leaf = files
     good = leaf("alice", issued.x509)
     assert verdict(ask(live_server, directory, good), good) == "good"
-    services.certificate_revoke(serial=issued.serial, actor=None, reason="cessation_of_operation")
+    certificate_revoke(serial=issued.serial, actor=None, reason="cessation_of_operation")
     output = ask(live_server, directory, good, "-nonce")
     assert verdict(output, good) == "revoked"
     assert "Reason: cessationOfOperation" in output

@@ -13,9 +13,10 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from django.utils import timezone
 
-from enrollment import services
+from enrollment.services.authorities import issuer_info, organization_from_settings
 from enrollment.models import Certificate
-from enrollment.ocsp import ocsp_respond, ocsp_responder_cache_clear, ocsp_responder_current, responder_directory
+from enrollment.keystore.ocsp import ocsp_responder_cache_clear, ocsp_responder_current, responder_directory
+from enrollment.revocation.ocsp import ocsp_respond
 from enrollment.pki.backends import InMemoryKeyBackend
 from enrollment.pki.keys import generate_private_key
 from enrollment.pki.lint import findings_at_or_above, lint_smime_certificate
@@ -50,8 +51,8 @@ def unknown_certificate(pki) -> x509.Certificate:
     builder = smime_certificate_builder(
         certificate_type="mailbox-strict",
         subscriber=Subscriber("stranger@example.org"),
-        organization=services.organization_from_settings(),
-        issuer=services.issuer_info(pki["issuing"]),
+        organization=organization_from_settings(),
+        issuer=issuer_info(pki["issuing"]),
         public_key=key.public_key(),
         not_before=timezone.now() - timedelta(minutes=1),
     )
@@ -79,11 +80,11 @@ def test_issued_certificates_name_the_responder_and_stay_lint_clean(issued):
 
 def test_ocsp_url_left_out_when_disabled(pki, settings):
     settings.PORTAL_OCSP_ENABLED = False
-    assert services.issuer_info(pki["issuing"]).ocsp_url is None
+    assert issuer_info(pki["issuing"]).ocsp_url is None
     settings.PORTAL_OCSP_ENABLED = True
-    assert services.issuer_info(pki["issuing"]).ocsp_url == f"{TEST_BASE_URL}/ocsp/issuing-ca"
+    assert issuer_info(pki["issuing"]).ocsp_url == f"{TEST_BASE_URL}/ocsp/issuing-ca"
     # The root's key may be offline: what it signs (the issuing CA) names no responder.
-    assert services.issuer_info(pki["root"]).ocsp_url is None
+    assert issuer_info(pki["root"]).ocsp_url is None
 
 
 def test_good_revoked_and_unknown(pki, issued):

@@ -17,10 +17,13 @@ from enrollment.pki.backends import InMemoryKeyBackend
 from enrollment.pki.keys import generate_private_key
 from enrollment.pki.pkcs12 import load_pkcs12, pkcs12_bundle
 from enrollment.pki.profiles import IssuerInfo
-from escrow import recovery
+from enrollment.services.requests import certificate_request_approve, certificate_request_create
+from escrow.services.pickups import recovery_pkcs12_export
+from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create
 from audit.models import AuditEvent
 from escrow.models import EscrowRecord, KeyRecoveryAgent
-from escrow.services import agent_credential_load, escrow_record_open
+from escrow.services.agents import agent_credential_load
+from escrow.services.escrow import escrow_record_open
 from portal_testing import TEST_BASE_URL, require_tool
 from test_recovery_support import AGENT_PASSPHRASE, DOWNLOAD_PASSPHRASE, agent_p12, agent_user, spki  # noqa: F401
 
@@ -167,7 +170,7 @@ def test_import_kra_checks_the_certificate_is_fit_for_key_transport(pki, agent_u
 
 
 def _organization():
-    from enrollment.services import organization_from_settings
+    from enrollment.services.authorities import organization_from_settings
 
     return organization_from_settings()
 
@@ -190,10 +193,9 @@ def test_deactivate_kra(pki, tmp_path, passphrase_file):
 def test_rewrap_escrow_moves_every_record_to_the_active_agents(
     pki, issued, alice, approver, approver2, agent_user, agent_p12, tmp_path, passphrase_file, capsys
 ):
-    from enrollment import services
 
-    second = services.certificate_request_create(employee=approver2.employee, submitted_by=approver2, key_type="ec-p256")
-    second = services.certificate_request_approve(request_id=second.pk, approver=approver).certificate
+    second = certificate_request_create(employee=approver2.employee, submitted_by=approver2, key_type="ec-p256")
+    second = certificate_request_approve(request_id=second.pk, approver=approver).certificate
     old = pki["agent"]
     new_p12 = tmp_path / "new.p12"
     call_command("create_kra", "New Agent", "--out", str(new_p12), "--user", "agent", "--passphrase-file", str(passphrase_file))
@@ -235,13 +237,13 @@ def test_rewrap_escrow_moves_every_record_to_the_active_agents(
     assert "Re-encrypted 0 escrow record(s) to the active agents; 2 already were" in capsys.readouterr().out
 
     # And the new agent completes a recovery of a record escrowed before it existed.
-    request = recovery.recovery_request_create(requested_by=alice, reason="lost", serial=issued.serial)
-    recovery.recovery_request_approve(request_id=request.pk, approver=approver)
-    recovery.recovery_request_approve(request_id=request.pk, approver=approver2)
-    recovery.recovery_request_complete(
+    request = recovery_request_create(requested_by=alice, reason="lost", serial=issued.serial)
+    recovery_request_approve(request_id=request.pk, approver=approver)
+    recovery_request_approve(request_id=request.pk, approver=approver2)
+    recovery_request_complete(
         request_id=request.pk, agent=agent_user, agent_pkcs12=new_p12.read_bytes(), passphrase=NEW_PASSPHRASE
     )
-    _, data = recovery.recovery_pkcs12_export(user=alice, request_id=request.pk, passphrase=DOWNLOAD_PASSPHRASE)
+    _, data = recovery_pkcs12_export(user=alice, request_id=request.pk, passphrase=DOWNLOAD_PASSPHRASE)
     assert spki(load_pkcs12(data, DOWNLOAD_PASSPHRASE).key) == spki(issued.x509)
 
 

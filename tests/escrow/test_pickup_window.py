@@ -19,10 +19,10 @@ def test_expired_pickup_copies_are_purged_but_escrow_stays(pki, issued, settings
 
 
 def test_pickup_window_follows_the_setting(pki, alice, approver, settings):
-    from enrollment import services
+    from enrollment.services.requests import certificate_request_approve, certificate_request_create
 
     settings.PORTAL_PICKUP_DAYS = 3
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
-    certificate = services.certificate_request_approve(request_id=request.pk, approver=approver).certificate
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+    certificate = certificate_request_approve(request_id=request.pk, approver=approver).certificate
     remaining = certificate.pickup.expires_at - timezone.now()
     assert timedelta(days=2, hours=23) < remaining <= timedelta(days=3)

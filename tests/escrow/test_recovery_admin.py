@@ -3,7 +3,8 @@ confirmation page and a comment; PKI administrators request recoveries and deact
 
 from __future__ import annotations
 
-from escrow import recovery
+from enrollment.services.requests import certificate_request_approve, certificate_request_create
+from escrow.services.recovery import recovery_request_create
 from escrow.models import KeyRecoveryAgent, RecoveryRequest
 from test_recovery_support import (  # noqa: F401 - fixtures
     AGENT_PASSPHRASE,
@@ -60,7 +61,7 @@ def test_auditors_see_which_agents_can_decrypt_an_escrow_record_and_no_key_mater
 
 
 def test_approvers_reject_with_a_comment_on_a_confirmation_page(pki, issued, alice, approver, client):
-    request = recovery.recovery_request_create(requested_by=alice, reason="lost", serial=issued.serial)
+    request = recovery_request_create(requested_by=alice, reason="lost", serial=issued.serial)
     login(client, "approver")
     data = {"action": "reject_selected", "_selected_action": [request.pk]}
     page = client.post(CHANGELIST, data)
@@ -75,12 +76,11 @@ def test_approvers_reject_with_a_comment_on_a_confirmation_page(pki, issued, ali
 
 
 def test_admin_reports_separation_of_duties_per_request(pki, issued, alice, approver, approver2, client):
-    from enrollment import services
 
-    own_request = services.certificate_request_create(employee=approver.employee, submitted_by=approver)
-    own = services.certificate_request_approve(request_id=own_request.pk, approver=approver2).certificate
-    own_recovery = recovery.recovery_request_create(requested_by=approver, reason="mine", serial=own.serial)
-    other = recovery.recovery_request_create(requested_by=alice, reason="lost", serial=issued.serial)
+    own_request = certificate_request_create(employee=approver.employee, submitted_by=approver)
+    own = certificate_request_approve(request_id=own_request.pk, approver=approver2).certificate
+    own_recovery = recovery_request_create(requested_by=approver, reason="mine", serial=own.serial)
+    other = recovery_request_create(requested_by=alice, reason="lost", serial=issued.serial)
     login(client, "approver")
     data = {"action": "approve_selected", "_selected_action": [own_recovery.pk, other.pk], "confirm": "yes", "comment": ""}
     messages = messages_of(client.post(CHANGELIST, data, follow=True))
@@ -106,7 +106,7 @@ def test_employees_and_approvers_cannot_add_in_the_admin(pki, approver, client):
 
 
 def test_agent_completion_page_only_for_agents_and_approved_requests(pki, issued, alice, approver, agent_user, agent_p12, client):
-    request = recovery.recovery_request_create(requested_by=alice, reason="lost", serial=issued.serial)
+    request = recovery_request_create(requested_by=alice, reason="lost", serial=issued.serial)
     login(client, "approver")
     assert client.get(f"{CHANGELIST}{request.pk}/complete/").status_code == 403
     client.logout()

@@ -14,7 +14,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from enrollment.pki.pkcs12 import load_pkcs12
-from escrow import recovery
+from enrollment.services.requests import certificate_request_approve, certificate_request_create
+from escrow.services.pickups import recovery_pkcs12_export
+from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create
 from audit.models import AuditEvent
 from escrow.models import RecoveryRequest
 from portal_testing import require_tool
@@ -42,7 +44,7 @@ def _admin_action(client, action: str, pk: int, **extra):
 def test_full_recovery_through_the_admin_and_the_self_service_page(
     pki, issued, alice, approver, approver2, agent_user, agent_p12, client, tmp_path
 ):
-    request = recovery.recovery_request_create(requested_by=alice, reason="Laptop stolen", serial=issued.serial)
+    request = recovery_request_create(requested_by=alice, reason="Laptop stolen", serial=issued.serial)
     assert request.status == "pending" and request.required_approvals == 2 and request.purpose == "own-key"
 
     login(client, "approver")
@@ -134,7 +136,7 @@ def test_offline_completion_with_recover_key(pki, approved_recovery, issued, ali
     )
     assert f"Recovery request #{approved_recovery.pk} completed: 1 key(s) wait for alice" in capsys.readouterr().out
 
-    filename, data = recovery.recovery_pkcs12_export(
+    filename, data = recovery_pkcs12_export(
         user=alice, request_id=approved_recovery.pk, passphrase=DOWNLOAD_PASSPHRASE
     )
     assert spki(load_pkcs12(data, DOWNLOAD_PASSPHRASE).key) == spki(issued.x509)
@@ -164,17 +166,16 @@ def test_recover_key_failures_are_one_line(pki, approved_recovery, agent_user, a
 
 
 def test_key_history_bundle_holds_every_escrowed_key(pki, issued, alice, approver, approver2, agent_user, agent_p12, client):
-    from enrollment import services
 
-    second = services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
-    second = services.certificate_request_approve(request_id=second.pk, approver=approver).certificate
-    request = recovery.recovery_request_create(
+    second = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+    second = certificate_request_approve(request_id=second.pk, approver=approver).certificate
+    request = recovery_request_create(
         requested_by=alice, reason="Reading mail from last year", employee_username="alice"
     )
     assert request.certificate is None and str(request).endswith("all escrowed keys of alice@example.org")
     for who in (approver, approver2):
-        recovery.recovery_request_approve(request_id=request.pk, approver=who)
-    recovery.recovery_request_complete(
+        recovery_request_approve(request_id=request.pk, approver=who)
+    recovery_request_complete(
         request_id=request.pk, agent=agent_user, agent_pkcs12=agent_p12, passphrase=AGENT_PASSPHRASE
     )
 
@@ -193,8 +194,8 @@ def test_key_history_bundle_holds_every_escrowed_key(pki, issued, alice, approve
 
     # A single download from a several-key recovery must name the certificate.
     with pytest.raises(Exception, match="holds 2 keys"):
-        recovery.recovery_pkcs12_export(user=alice, request_id=request.pk, passphrase=DOWNLOAD_PASSPHRASE)
-    _, data = recovery.recovery_pkcs12_export(
+        recovery_pkcs12_export(user=alice, request_id=request.pk, passphrase=DOWNLOAD_PASSPHRASE)
+    _, data = recovery_pkcs12_export(
         user=alice, request_id=request.pk, passphrase=DOWNLOAD_PASSPHRASE, serial=second.serial
     )
     assert spki(load_pkcs12(data, DOWNLOAD_PASSPHRASE).key) == spki(second.x509)
@@ -207,17 +208,17 @@ def test_recovered_key_pickup_expires(pki, approved_recovery, alice, agent_user,
 
     from core.exceptions import PickupUnavailable
 
-    recovery.recovery_request_complete(
+    recovery_request_complete(
         request_id=approved_recovery.pk, agent=agent_user, agent_pkcs12=agent_p12, passphrase=AGENT_PASSPHRASE
     )
     approved_recovery.pickups.update(expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(PickupUnavailable, match="no longer available"):
-        recovery.recovery_pkcs12_export(user=alice, request_id=approved_recovery.pk, passphrase=DOWNLOAD_PASSPHRASE)
+        recovery_pkcs12_export(user=alice, request_id=approved_recovery.pk, passphrase=DOWNLOAD_PASSPHRASE)
     call_command("purge_expired_pickups")
     pickup = approved_recovery.pickups.get()
     assert bytes(pickup.sealed_key) == b"" and pickup.certificate == approved_recovery.certificate
     with pytest.raises(PickupUnavailable, match="no longer available"):
-        recovery.recovery_pkcs12_export(user=alice, request_id=approved_recovery.pk, passphrase=DOWNLOAD_PASSPHRASE)
+        recovery_pkcs12_export(user=alice, request_id=approved_recovery.pk, passphrase=DOWNLOAD_PASSPHRASE)
     login(client, "alice")
     assert b"Recovered keys waiting for you" not in client.get("/").content
     serial = approved_recovery.certificate.serial
@@ -227,12 +228,12 @@ def test_recovered_key_pickup_expires(pki, approved_recovery, alice, agent_user,
 def test_only_the_recipient_downloads(pki, approved_recovery, alice, bob, approver, agent_user, agent_p12, client):
     from core.exceptions import NotFound
 
-    recovery.recovery_request_complete(
+    recovery_request_complete(
         request_id=approved_recovery.pk, agent=agent_user, agent_pkcs12=agent_p12, passphrase=AGENT_PASSPHRASE
     )
     for other in (bob, approver, agent_user):
         with pytest.raises(NotFound):
-            recovery.recovery_pkcs12_export(user=other, request_id=approved_recovery.pk, passphrase=DOWNLOAD_PASSPHRASE)
+            recovery_pkcs12_export(user=other, request_id=approved_recovery.pk, passphrase=DOWNLOAD_PASSPHRASE)
     login(client, "bob")
     serial = approved_recovery.certificate.serial
     assert client.get(f"/recovery/{approved_recovery.pk}/pkcs12/{serial}/").status_code == 404
@@ -242,23 +243,22 @@ def test_only_the_recipient_downloads(pki, approved_recovery, alice, bob, approv
 def test_the_owner_is_told_by_mail(
     pki, alice, approver, approver2, agent_user, agent_p12, django_capture_on_commit_callbacks
 ):
-    from enrollment import services
 
     with django_capture_on_commit_callbacks(execute=True):
-        created = services.certificate_request_create(employee=alice.employee, submitted_by=alice)
-        certificate = services.certificate_request_approve(request_id=created.pk, approver=approver).certificate
+        created = certificate_request_create(employee=alice.employee, submitted_by=alice)
+        certificate = certificate_request_approve(request_id=created.pk, approver=approver).certificate
     assert [m.to for m in mail.outbox] == [["alice@example.org"]]
     assert "in escrow" in mail.outbox[0].subject and certificate.serial in mail.outbox[0].body
 
     with django_capture_on_commit_callbacks(execute=True):
-        request = recovery.recovery_request_create(requested_by=alice, reason="Phone lost", serial=certificate.serial)
+        request = recovery_request_create(requested_by=alice, reason="Phone lost", serial=certificate.serial)
     assert mail.outbox[1].to == ["alice@example.org"]
     assert "requested" in mail.outbox[1].subject and "Phone lost" in mail.outbox[1].body
 
     for who in (approver, approver2):
-        recovery.recovery_request_approve(request_id=request.pk, approver=who)
+        recovery_request_approve(request_id=request.pk, approver=who)
     with django_capture_on_commit_callbacks(execute=True):
-        recovery.recovery_request_complete(
+        recovery_request_complete(
             request_id=request.pk, agent=agent_user, agent_pkcs12=agent_p12, passphrase=AGENT_PASSPHRASE
         )
     assert len(mail.outbox) == 3
@@ -270,7 +270,7 @@ def test_a_failed_completion_sends_no_mail(pki, approved_recovery, agent_user, d
     from django.core.exceptions import ValidationError
 
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError):
-        recovery.recovery_request_complete(
+        recovery_request_complete(
             request_id=approved_recovery.pk, agent=agent_user, agent_pkcs12=b"not a pkcs12", passphrase="x"
         )
     assert mail.outbox == []

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from enrollment.pki.pkcs12 import load_pkcs12
-from escrow import recovery
+from escrow.services.recovery import recovery_request_approve, recovery_request_create
 from test_recovery_support import (  # noqa: F401 - fixtures
     AGENT_PASSPHRASE,
     DOWNLOAD_PASSPHRASE,
@@ -63,9 +63,9 @@ def test_agent_credential_and_recovered_key_are_stored_nowhere(
     requests = []
 
     def approved():
-        request = recovery.recovery_request_create(requested_by=alice, reason="lost again", serial=issued.serial)
-        recovery.recovery_request_approve(request_id=request.pk, approver=approver)
-        recovery.recovery_request_approve(request_id=request.pk, approver=approver2)
+        request = recovery_request_create(requested_by=alice, reason="lost again", serial=issued.serial)
+        recovery_request_approve(request_id=request.pk, approver=approver)
+        recovery_request_approve(request_id=request.pk, approver=approver2)
         requests.append(request)
         return request
 
@@ -136,7 +136,7 @@ def test_error_reports_hide_the_passphrase(pki, issued, alice, agent_user, agent
     from django.views.debug import SafeExceptionReporterFilter
     from rest_framework.test import APIClient
 
-    request = recovery.recovery_request_create(requested_by=alice, reason="x", serial=issued.serial)
+    request = recovery_request_create(requested_by=alice, reason="x", serial=issued.serial)
     login(client, "agent")
     admin_response = client.post(
         f"/admin/escrow/recoveryrequest/{request.pk}/complete/",

@@ -48,11 +48,11 @@ def agent_p12(pki) -> bytes:
 @pytest.fixture
 def approved_recovery(issued, alice, approver, approver2):
     """alice asked for her key back; both approvers approved."""
-    from escrow import recovery
+    from escrow.services.recovery import recovery_request_approve, recovery_request_create
 
-    request = recovery.recovery_request_create(requested_by=alice, reason="Laptop stolen", serial=issued.serial)
-    recovery.recovery_request_approve(request_id=request.pk, approver=approver, comment="ok")
-    request = recovery.recovery_request_approve(request_id=request.pk, approver=approver2, comment="ok too")
+    request = recovery_request_create(requested_by=alice, reason="Laptop stolen", serial=issued.serial)
+    recovery_request_approve(request_id=request.pk, approver=approver, comment="ok")
+    request = recovery_request_approve(request_id=request.pk, approver=approver2, comment="ok too")
     assert request.status == "approved"
     return request
 

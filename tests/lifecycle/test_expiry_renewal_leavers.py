@@ -9,7 +9,10 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from enrollment import services
+from enrollment.revocation.services import certificate_revoke
+from enrollment.services.employees import employee_offboard
+from enrollment.services.expiry import certificates_expire, expiry_notices_send
+from enrollment.services.requests import certificate_renewal_request, certificate_request_create
 from core.exceptions import InvalidState, NotAllowed, SeparationOfDuties
 from enrollment.models import Certificate, CertificateRequest, ExpiryNotice
 from audit.models import AuditEvent
@@ -23,29 +26,29 @@ def _expire_in(certificate, days: float) -> Certificate:
 
 
 def test_expired_certificates_are_marked_once(pki, issued):
-    assert services.certificates_expire() == 0
+    assert certificates_expire() == 0
     _expire_in(issued, -0.001)
-    assert services.certificates_expire() == 1
+    assert certificates_expire() == 1
     assert Certificate.objects.get(pk=issued.pk).status == "expired"
-    assert services.certificates_expire() == 0
+    assert certificates_expire() == 0
     assert AuditEvent.objects.filter(action="certificate.expired", object_id=str(issued.pk)).count() == 1
 
 
 def test_reminders_go_once_per_threshold(pki, issued, settings):
     settings.PORTAL_EXPIRY_NOTICE_DAYS = [30, 7, 1]
     _expire_in(issued, 40)
-    assert services.expiry_notices_send() == 0
+    assert expiry_notices_send() == 0
     _expire_in(issued, 20)
-    assert services.expiry_notices_send() == 1
-    assert services.expiry_notices_send() == 0  # the same threshold never twice
+    assert expiry_notices_send() == 1
+    assert expiry_notices_send() == 0  # the same threshold never twice
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == [issued.mailbox] and issued.serial in message.body
     _expire_in(issued, 6)
-    assert services.expiry_notices_send() == 1
+    assert expiry_notices_send() == 1
     _expire_in(issued, 0.5)
-    assert services.expiry_notices_send() == 1
-    assert services.expiry_notices_send() == 0
+    assert expiry_notices_send() == 1
+    assert expiry_notices_send() == 0
     assert len(mail.outbox) == 3
     assert sorted(ExpiryNotice.objects.filter(certificate=issued).values_list("threshold_days", flat=True)) == [1, 7, 30]
 
@@ -61,8 +64,8 @@ def test_first_reminder_inside_several_thresholds_is_one_mail_for_the_nearest(pk
 
 def test_revoked_and_expired_certificates_get_no_reminder(pki, issued, approver):
     _expire_in(issued, 5)
-    services.certificate_revoke(serial=issued.serial, actor=approver, reason="superseded")
-    assert services.expiry_notices_send(thresholds=[30]) == 0
+    certificate_revoke(serial=issued.serial, actor=approver, reason="superseded")
+    assert expiry_notices_send(thresholds=[30]) == 0
 
 
 def test_notify_expiring_rejects_negative_days(pki):
@@ -72,13 +75,13 @@ def test_notify_expiring_rejects_negative_days(pki):
 
 def test_renewal_is_refused_before_the_window(pki, issued, alice):
     with pytest.raises(InvalidState, match="can be renewed from"):
-        services.certificate_renewal_request(serial=issued.serial, user=alice)
+        certificate_renewal_request(serial=issued.serial, user=alice)
 
 
 def test_renewal_of_an_unchanged_identity_is_issued_at_once_and_keeps_the_old_key_escrowed(pki, issued, alice, settings):
     settings.PORTAL_RENEWAL_AUTO_APPROVE = True
     _expire_in(issued, 10)
-    renewal = services.certificate_renewal_request(serial=issued.serial, user=alice)
+    renewal = certificate_renewal_request(serial=issued.serial, user=alice)
     assert renewal.state == "issued", renewal.reason
     assert renewal.renewal_of == issued and renewal.decided_by is None
     new = renewal.certificate
@@ -87,16 +90,16 @@ def test_renewal_of_an_unchanged_identity_is_issued_at_once_and_keeps_the_old_ke
     assert EscrowRecord.objects.filter(certificate__in=[issued, new]).count() == 2
     assert AuditEvent.objects.filter(action="request.auto_approved", object_id=str(renewal.pk)).exists()
     with pytest.raises(InvalidState, match="renewed already"):
-        services.certificate_renewal_request(serial=issued.serial, user=alice)
+        certificate_renewal_request(serial=issued.serial, user=alice)
 
 
 def test_renewal_goes_to_an_approver_when_the_policy_says_so_or_the_name_changed(pki, issued, alice, settings):
-    from enrollment.services import employee_upsert
+    from enrollment.services.employees import employee_upsert
 
     settings.PORTAL_RENEWAL_AUTO_APPROVE = True
     _expire_in(issued, 10)
     employee_upsert(user=alice, mail=alice.employee.mail, given_name="Alice", surname="Archer-Smith")
-    renewal = services.certificate_renewal_request(serial=issued.serial, user=alice)
+    renewal = certificate_renewal_request(serial=issued.serial, user=alice)
     assert renewal.state == "pending"
 
 
@@ -112,7 +115,7 @@ def test_renewal_from_the_self_service_page(pki, issued, alice, client, settings
 
 
 def test_offboarding_revokes_withdraws_and_deactivates_but_keeps_escrow(pki, issued, alice, capsys):
-    pending = services.certificate_request_create(employee=alice.employee, submitted_by=alice)
+    pending = certificate_request_create(employee=alice.employee, submitted_by=alice)
     call_command("offboard", "alice")
     assert "Offboarded alice" in capsys.readouterr().out
     certificate = Certificate.objects.get(pk=issued.pk)
@@ -129,9 +132,9 @@ def test_offboarding_revokes_withdraws_and_deactivates_but_keeps_escrow(pki, iss
 
 def test_offboarding_needs_a_revoker_and_not_oneself(pki, issued, alice, bob, approver):
     with pytest.raises(NotAllowed):
-        services.employee_offboard(user=alice, actor=bob)
+        employee_offboard(user=alice, actor=bob)
     with pytest.raises(SeparationOfDuties):
-        services.employee_offboard(user=approver, actor=approver)
+        employee_offboard(user=approver, actor=approver)
     assert Certificate.objects.get(pk=issued.pk).status == "valid"
 
 
@@ -158,8 +161,8 @@ def test_a_failing_mail_server_skips_one_reminder_and_retries_it_next_run(pki, i
         raise ConnectionRefusedError("smtp down")
 
     monkeypatch.setattr(EmailBackend, "send_messages", refuse)
-    assert services.expiry_notices_send(thresholds=[7]) == 0
+    assert expiry_notices_send(thresholds=[7]) == 0
     assert not ExpiryNotice.objects.filter(certificate=issued).exists()  # nothing recorded as sent
     monkeypatch.setattr(EmailBackend, "send_messages", real_send)
-    assert services.expiry_notices_send(thresholds=[7]) == 1
+    assert expiry_notices_send(thresholds=[7]) == 1
     assert len(mail.outbox) == 1

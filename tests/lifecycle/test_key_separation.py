@@ -6,7 +6,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
-from enrollment import services
+from enrollment.services.issuance import certificate_pkcs12_export
+from enrollment.services.requests import certificate_request_approve, certificate_request_create
+from escrow.services.recovery import recovery_request_create
 from core.exceptions import PickupUnavailable
 from escrow.models import EscrowRecord, PickupCopy
 from escrow import cms
@@ -17,8 +19,8 @@ PASSPHRASE = "a long enough passphrase"
 @pytest.fixture
 def pair(pki, alice, approver, settings):
     settings.PORTAL_KEY_SEPARATION = True
-    request = services.certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
-    request = services.certificate_request_approve(request_id=request.pk, approver=approver)
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+    request = certificate_request_approve(request_id=request.pk, approver=approver)
     assert request.state == "issued", request.reason
     certificates = {c.usage: c for c in request.certificates.all()}
     assert set(certificates) == {"signing", "encryption"}
@@ -51,18 +53,18 @@ def test_only_the_encryption_key_is_escrowed(pair, pki):
 
 def test_signing_key_is_gone_after_its_download(pair, alice):
     signing = pair["signing"]
-    _, bundle = services.certificate_pkcs12_export(user=alice, serial=signing.serial, passphrase=PASSPHRASE)
+    _, bundle = certificate_pkcs12_export(user=alice, serial=signing.serial, passphrase=PASSPHRASE)
     loaded = pkcs12.load_pkcs12(bundle, PASSPHRASE.encode())
     assert loaded.key.public_key() == signing.x509.public_key()
     assert b"S/MIME signing" in loaded.cert.friendly_name
     assert not PickupCopy.objects.filter(certificate=signing).exists()
     with pytest.raises(PickupUnavailable):
-        services.certificate_pkcs12_export(user=alice, serial=signing.serial, passphrase=PASSPHRASE)
+        certificate_pkcs12_export(user=alice, serial=signing.serial, passphrase=PASSPHRASE)
     # Nothing anywhere can give the signing key back: no escrow, no pickup.
     assert not EscrowRecord.objects.filter(certificate=signing).exists()
     # The encryption key downloads as often as the window allows.
     for _ in range(2):
-        services.certificate_pkcs12_export(user=alice, serial=pair["encryption"].serial, passphrase=PASSPHRASE)
+        certificate_pkcs12_export(user=alice, serial=pair["encryption"].serial, passphrase=PASSPHRASE)
 
 
 def test_signing_key_is_gone_when_the_window_closes_undownloaded(pair):
@@ -70,7 +72,7 @@ def test_signing_key_is_gone_when_the_window_closes_undownloaded(pair):
 
     from django.utils import timezone
 
-    from escrow.services import pickup_copies_purge_expired
+    from escrow.services.pickups import pickup_copies_purge_expired
 
     PickupCopy.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert pickup_copies_purge_expired() == 2
@@ -81,9 +83,8 @@ def test_signing_key_is_gone_when_the_window_closes_undownloaded(pair):
 def test_nobody_can_even_ask_to_recover_a_signing_key(pair, alice):
     from django.core.exceptions import ValidationError
 
-    from escrow import recovery
 
     with pytest.raises(ValidationError, match="was not escrowed"):
-        recovery.recovery_request_create(requested_by=alice, reason="lost laptop", serial=pair["signing"].serial)
-    request = recovery.recovery_request_create(requested_by=alice, reason="lost laptop", serial=pair["encryption"].serial)
+        recovery_request_create(requested_by=alice, reason="lost laptop", serial=pair["signing"].serial)
+    request = recovery_request_create(requested_by=alice, reason="lost laptop", serial=pair["encryption"].serial)
     assert request.status == "pending"

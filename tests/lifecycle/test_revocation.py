@@ -9,7 +9,7 @@ from cryptography import x509
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
-from enrollment import services
+from enrollment.revocation.services import certificate_revoke
 from core.exceptions import InvalidState, NotAllowed, NotFound
 from enrollment.models import Certificate
 from audit.models import AuditEvent
@@ -25,7 +25,7 @@ def _crl(ca) -> x509.CertificateRevocationList:
 def test_approver_revokes_and_the_crl_names_the_serial_with_its_reason(pki, issued, approver):
     ca = pki["issuing"]
     before = ca.crl_number
-    certificate = services.certificate_revoke(
+    certificate = certificate_revoke(
         serial=issued.serial, actor=approver, reason="affiliation_changed", comment="moved to a subsidiary"
     )
     assert (certificate.status, certificate.revocation_reason, certificate.revoked_by) == (
@@ -45,36 +45,36 @@ def test_approver_revokes_and_the_crl_names_the_serial_with_its_reason(pki, issu
 
 
 def test_unspecified_reason_has_no_reason_code_on_the_crl(pki, issued, approver):
-    services.certificate_revoke(serial=issued.serial, actor=approver, reason="unspecified")
+    certificate_revoke(serial=issued.serial, actor=approver, reason="unspecified")
     entry = _crl(pki["issuing"]).get_revoked_certificate_by_serial_number(int(issued.serial, 16))
     with pytest.raises(x509.ExtensionNotFound):
         entry.extensions.get_extension_for_class(x509.CRLReason)
 
 
 def test_revocation_is_final(pki, issued, approver, approver2):
-    services.certificate_revoke(serial=issued.serial, actor=approver, reason="superseded")
+    certificate_revoke(serial=issued.serial, actor=approver, reason="superseded")
     with pytest.raises(InvalidState, match="final"):
-        services.certificate_revoke(serial=issued.serial, actor=approver2, reason="key_compromise")
+        certificate_revoke(serial=issued.serial, actor=approver2, reason="key_compromise")
 
 
 def test_owner_may_revoke_for_key_compromise_or_superseded_only(pki, issued, alice):
     with pytest.raises(NotAllowed, match="key_compromise or superseded"):
-        services.certificate_revoke(serial=issued.serial, actor=alice, reason="affiliation_changed")
-    certificate = services.certificate_revoke(serial=issued.serial, actor=alice, reason="key_compromise")
+        certificate_revoke(serial=issued.serial, actor=alice, reason="affiliation_changed")
+    certificate = certificate_revoke(serial=issued.serial, actor=alice, reason="key_compromise")
     assert certificate.status == "revoked"
 
 
 def test_someone_elses_certificate_looks_like_none(pki, issued, bob, auditor):
     for outsider in (bob, auditor):
         with pytest.raises(NotFound):
-            services.certificate_revoke(serial=issued.serial, actor=outsider, reason="key_compromise")
+            certificate_revoke(serial=issued.serial, actor=outsider, reason="key_compromise")
     assert Certificate.objects.get(pk=issued.pk).status == "valid"
 
 
 @pytest.mark.parametrize("reason", ["", "certificate_hold", "remove_from_crl", "because"])
 def test_reasons_outside_the_profile_are_field_errors(pki, issued, approver, reason):
     with pytest.raises(ValidationError) as raised:
-        services.certificate_revoke(serial=issued.serial, actor=approver, reason=reason)
+        certificate_revoke(serial=issued.serial, actor=approver, reason=reason)
     assert "reason" in raised.value.message_dict
 
 

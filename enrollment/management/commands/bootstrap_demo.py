@@ -10,9 +10,10 @@ from django.db import transaction
 from enrollment import roles
 from enrollment.models import CertificateAuthority, Employee
 from enrollment.pki.pkcs12 import pkcs12_bundle
-from enrollment.services import ca_create, employee_upsert
+from enrollment.services.authorities import ca_create
+from enrollment.services.employees import employee_upsert
 from escrow.models import KeyRecoveryAgent
-from escrow.services import key_recovery_agent_create
+from escrow.services.agents import key_recovery_agent_create
 
 DEMO_USERS = [
     # username, given name, surname, groups, superuser

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from enrollment.services import certificates_expire
+from enrollment.services.expiry import certificates_expire
 
 
 class Command(BaseCommand):

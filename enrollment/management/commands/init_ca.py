@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.exceptions import PortalError
 from enrollment.pki.keys import KEY_TYPES
 from enrollment.pki.profiles import Organization, name_text
-from enrollment.services import ca_create, ca_import, organization_from_settings
+from enrollment.services.authorities import ca_create, ca_import, organization_from_settings
 
 
 def _read(path: str) -> bytes:

@@ -1,7 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment.services import expiry_notices_send
+from enrollment.services.expiry import expiry_notices_send
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from core.exceptions import PortalError
-from enrollment.services import employee_offboard
+from enrollment.services.employees import employee_offboard
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from escrow.services import pickup_copies_purge_expired
+from escrow.services.pickups import pickup_copies_purge_expired
 
 
 class Command(BaseCommand):

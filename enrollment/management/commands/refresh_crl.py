@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.exceptions import PortalError
 from enrollment.models import CertificateAuthority
 from enrollment.pki.backends import KeyBackendError
-from enrollment.services import crl_generate, crls_refresh
+from enrollment.revocation.services import crl_generate, crls_refresh
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args, force, **options):
         try:
             if force:
-                cas = list(CertificateAuthority.objects.exclude(key_backend="none").order_by("pk"))
+                cas = list(CertificateAuthority.objects.with_key().order_by("pk"))
                 for ca in cas:
                     crl_generate(ca=ca)
             else:

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.exceptions import PortalError
 from enrollment.pki.crl import REVOCATION_REASON_NAMES
-from enrollment.services import certificate_revoke
+from enrollment.revocation.services import certificate_revoke
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from django.db import transaction
 from enrollment import roles
 from core.exceptions import PortalError
 from enrollment.pki.pkcs12 import MIN_PASSPHRASE_LENGTH, pkcs12_bundle
-from escrow.services import key_recovery_agent_create
+from escrow.services.agents import key_recovery_agent_create
 
 from ._kra_cli import add_passphrase_arguments, portal_error_message, read_passphrase, user_by_username
 

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.exceptions import PortalError
 from escrow.models import KeyRecoveryAgent
-from escrow.services import key_recovery_agent_deactivate
+from escrow.services.agents import key_recovery_agent_deactivate
 
 from ._kra_cli import portal_error_message
 

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from core.exceptions import PortalError
-from escrow.services import key_recovery_agent_import
+from escrow.services.agents import key_recovery_agent_import
 
 from ._kra_cli import portal_error_message, user_by_username
 

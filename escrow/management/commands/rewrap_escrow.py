@@ -2,7 +2,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from core.exceptions import PortalError
-from escrow.services import agent_credential_load, escrow_records_rewrap
+from escrow.services.agents import agent_credential_load
+from escrow.services.escrow import escrow_records_rewrap
 
 from ._kra_cli import add_passphrase_arguments, portal_error_message, read_passphrase, read_pkcs12_file
 

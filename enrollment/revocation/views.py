@@ -1,7 +1,8 @@
-"""The OCSP responder's HTTP edge (RFC 6960 appendix A, RFC 5019 caching); enrollment.ocsp does the work.
+"""The public revocation endpoints: the CA certificates and CRLs under /pki/, OCSP under /ocsp/.
 
-Answers are always HTTP 200 with an OCSPResponse: errors (malformed request, unknown CA)
-are OCSP statuses, which is what OCSP clients understand.
+OCSP (RFC 6960 appendix A, RFC 5019 caching): answers are always HTTP 200 with an
+OCSPResponse; errors (malformed request, unknown CA) are OCSP statuses, which is what OCSP
+clients understand. Anyone may ask (that is the point of a CRL and of OCSP).
 """
 
 from __future__ import annotations
@@ -12,13 +13,38 @@ import hashlib
 
 from cryptography.x509 import ocsp as x509_ocsp
 from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
-from enrollment.ocsp import ocsp_respond
-from enrollment.pki.ocsp import MAX_REQUEST_SIZE
+from core.exceptions import PortalError
+
+from ..models import CertificateAuthority
+from ..pki.ocsp import MAX_REQUEST_SIZE
+from .ocsp import ocsp_respond
+from .services import crl_current
+
+
+@require_GET
+def ca_certificate(request, slug: str):
+    ca = get_object_or_404(CertificateAuthority, slug=slug)
+    return HttpResponse(bytes(ca.certificate_der), content_type="application/pkix-cert")
+
+
+@require_GET
+def ca_crl(request, slug: str):
+    ca = get_object_or_404(CertificateAuthority, slug=slug)
+    try:
+        crl = crl_current(ca=ca)
+    except PortalError as exc:
+        return HttpResponse(exc.message, status=503, content_type="text/plain")
+    response = HttpResponse(crl, content_type="application/pkix-crl")
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
 
 CONTENT_TYPE = "application/ocsp-response"
 

@@ -1,4 +1,4 @@
-"""The bridge from CA rows to their key backends; the only place that reads the CA passphrase."""
+"""The bridge from CA rows to their key backends; with keystore.ocsp, the only place that reads the CA passphrase."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from pathlib import Path
 from django.conf import settings
 
 from core.exceptions import ConfigurationError
-from .models import CertificateAuthority
-from .pki.backends import EncryptedFileKeyBackend, KeyBackend, KeyBackendError
+
+from ..models import CertificateAuthority, KeyBackendName
+from ..pki.backends import EncryptedFileKeyBackend, KeyBackend, KeyBackendError
 
 _backends: dict[tuple[str, str], KeyBackend] = {}
 
 
 def key_backend_for(ca: CertificateAuthority) -> KeyBackend:
-    if ca.key_backend != "file":
+    if ca.key_backend != KeyBackendName.FILE:
         raise ConfigurationError(f"The CA {ca} has no usable private key here (backend {ca.key_backend!r}).")
     cache_key = (ca.key_reference, settings.PORTAL_CA_PASSPHRASE)
     backend = _backends.get(cache_key)

@@ -4,91 +4,35 @@ A recovery request names one certificate, or an employee (all their escrowed key
 "key history"). It needs `required_approvals` approvals from distinct approvers, none of
 them the requester, the keys' owner or the recipient; one rejection ends it. A key
 recovery agent then completes it with their PKCS#12, which is used in memory for this
-request only: the recovered keys are sealed under the pickup KEK for the designated
-recipient, who downloads them as PKCS#12 with a passphrase of their own until the pickup
-expires. Every step is an audit event; the owner is told by mail.
+request only: the recovered keys are sealed for the designated recipient (`pickups`), who
+downloads them as PKCS#12 with a passphrase of their own until the pickup expires. Every step is an audit event; the owner is told by mail.
 """
 
 from __future__ import annotations
-
-import io
-import zipfile
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from core.exceptions import (
-    ConfigurationError,
-    InvalidState,
-    NotAllowed,
-    NotFound,
-    PickupUnavailable,
-    SeparationOfDuties,
-)
-from enrollment.models import Certificate, Employee
-from enrollment.pki.keys import private_key_from_der, private_key_to_der
-from enrollment.pki.pkcs12 import PKCS12_FORMATS, pkcs12_bundle
-from enrollment.pki.serials import normalize_serial
-
-from . import sealing
 from audit.events import AuditAction
 from audit.services import audit_record
-from .models import RecoveryDecision, RecoveryPickup, RecoveryRequest
+from core.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuties
 from core.mail import mail_on_commit
+from enrollment.models import Certificate, Employee
+from enrollment.pki.serials import normalize_serial
 
-from .services import agent_credential_load, escrow_record_open
+from ..models import RecoveryDecision, RecoveryRequest
+from ..selectors import escrowed_certificates, recovery_certificates
+from .agents import agent_credential_load
+from .escrow import escrow_record_open
+from .pickups import recovered_keys_seal
 
 Status = RecoveryRequest.Status
 Purpose = RecoveryRequest.Purpose
 OPEN_STATES = (Status.PENDING, Status.APPROVED)
-
-
-# --- Reads ------------------------------------------------------------------------------------
-
-
-def recoveries_visible_to(*, user) -> QuerySet[RecoveryRequest]:
-    """All requests for approvers, agents, auditors and PKI administrators; otherwise those
-    the user made, receives or whose keys are theirs."""
-    queryset = RecoveryRequest.objects.select_related(
-        "certificate", "employee__user", "requested_by", "recipient", "completed_by"
-    ).annotate(
-        approvals=Count("decisions", filter=Q(decisions__decision=RecoveryDecision.Decision.APPROVE), distinct=True)
-    ).order_by("-created_at", "-id")  # Meta.ordering does not apply to aggregating queries
-    if user.has_perm("escrow.view_recoveryrequest"):
-        return queryset
-    return queryset.filter(Q(requested_by=user) | Q(recipient=user) | Q(employee__user=user))
-
-
-def recovery_visible_to(*, user, request_id: int) -> RecoveryRequest:
-    request = recoveries_visible_to(user=user).filter(pk=request_id).first()
-    if request is None:
-        raise NotFound(f"There is no recovery request #{request_id}.")
-    return request
-
-
-def recovery_certificates(request: RecoveryRequest) -> list[Certificate]:
-    """The certificates whose escrowed keys the request covers, oldest first."""
-    if request.certificate_id:
-        return [request.certificate]
-    return list(escrowed_certificates(request.employee))
-
-
-def escrowed_certificates(employee: Employee) -> QuerySet[Certificate]:
-    return (
-        Certificate.objects.filter(employee=employee, escrow__isnull=False)
-        .select_related("escrow", "issuer", "employee__user")
-        .order_by("not_before", "pk")
-    )
-
-
-def open_pickups_of(*, user) -> QuerySet[RecoveryPickup]:
-    return RecoveryPickup.objects.filter(recipient=user).open().order_by("request_id", "certificate__not_before")
 
 
 # --- Mail ----------------------------------------------------------------------------------------
@@ -315,15 +259,6 @@ def recovery_request_reject(*, request_id: int, approver, comment: str) -> Recov
 # --- Completion by a key recovery agent ----------------------------------------------------------
 
 
-def _pickup_associated_data(*, request_id: int, serial: str, recipient_id: int) -> bytes:
-    # Binds a sealed key to its request, certificate and recipient: moved elsewhere it won't open.
-    return f"smime-portal recovery {request_id} {serial} {recipient_id}".encode()
-
-
-def _pickup_kek() -> bytes:
-    return sealing.derive_kek(settings.PORTAL_PICKUP_KEK)
-
-
 @transaction.atomic
 @sensitive_variables("agent_pkcs12", "passphrase", "credential", "key")
 def recovery_request_complete(*, request_id: int, agent, agent_pkcs12: bytes, passphrase: str) -> RecoveryRequest:
@@ -366,22 +301,7 @@ def recovery_request_complete(*, request_id: int, agent, agent_pkcs12: bytes, pa
     if not keys:
         raise InvalidState(f"Recovery request #{request.pk} covers no escrowed key.")
 
-    kek = _pickup_kek()
-    expires_at = timezone.now() + timedelta(days=settings.PORTAL_PICKUP_DAYS)
-    for certificate, key in keys:
-        RecoveryPickup.objects.create(
-            request=request,
-            certificate=certificate,
-            recipient=request.recipient,
-            sealed_key=sealing.seal(
-                plaintext=private_key_to_der(key),
-                kek=kek,
-                associated_data=_pickup_associated_data(
-                    request_id=request.pk, serial=certificate.serial, recipient_id=request.recipient_id
-                ),
-            ),
-            expires_at=expires_at,
-        )
+    expires_at = recovered_keys_seal(request=request, keys=keys)
     request.status = Status.COMPLETED
     request.completed_at = timezone.now()
     request.completed_by = agent
@@ -416,139 +336,3 @@ def recovery_request_complete(*, request_id: int, agent, agent_pkcs12: bytes, pa
             ),
         )
     return request
-
-
-# --- Download by the recipient -------------------------------------------------------------------
-
-
-def _completed_request_of_recipient(*, user, request_id: int) -> RecoveryRequest:
-    request = (
-        RecoveryRequest.objects.select_related("employee__user", "certificate")
-        .filter(pk=request_id, recipient=user)
-        .first()
-    )
-    if request is None:
-        # Not the recipient: whether the request exists is none of their business here.
-        raise NotFound(f"There is no recovered key for you under request #{request_id}.")
-    if request.status != Status.COMPLETED:
-        raise InvalidState(f"Recovery request #{request.pk} is {request.status}, not completed.")
-    return request
-
-
-def _check_download(passphrase: str, fmt: str) -> None:
-    from enrollment.services import pkcs12_check_passphrase
-
-    pkcs12_check_passphrase(passphrase)
-    if fmt not in PKCS12_FORMATS:
-        raise ValidationError({"format": f"Choose one of {', '.join(PKCS12_FORMATS)}."})
-
-
-def _unseal(pickup: RecoveryPickup):
-    if pickup.expires_at <= timezone.now():
-        raise PickupUnavailable(
-            f"The recovered key of certificate {pickup.certificate.serial} is no longer available "
-            f"(the pickup closed on {pickup.expires_at:%Y-%m-%d}). A new recovery request is needed."
-        )
-    try:
-        key_der = sealing.unseal(
-            sealed=bytes(pickup.sealed_key),
-            kek=_pickup_kek(),
-            associated_data=_pickup_associated_data(
-                request_id=pickup.request_id, serial=pickup.certificate.serial, recipient_id=pickup.recipient_id
-            ),
-        )
-    except sealing.SealError:
-        raise ConfigurationError(
-            "The recovered key cannot be decrypted: the pickup key-encryption key (PORTAL_PICKUP_KEK) has changed."
-        ) from None
-    return private_key_from_der(key_der)
-
-
-def _bundle(pickup: RecoveryPickup, key, *, passphrase: str, fmt: str) -> bytes:
-    from enrollment.services import certificate_chain
-
-    certificate = pickup.certificate
-    return pkcs12_bundle(
-        key=key,
-        certificate=certificate.x509,
-        chain=certificate_chain(certificate),
-        friendly_name=f"{certificate.employee.display_name} S/MIME {certificate.serial} (recovered)",
-        passphrase=passphrase,
-        fmt=fmt,
-    )
-
-
-def _count_downloads(pickups: list[RecoveryPickup]) -> None:
-    now = timezone.now()
-    for pickup in pickups:
-        pickup.download_count += 1
-        pickup.last_downloaded_at = now
-        pickup.save(update_fields=["download_count", "last_downloaded_at"])
-
-
-@transaction.atomic
-@sensitive_variables("passphrase", "key")
-def recovery_pkcs12_export(
-    *, user, request_id: int, passphrase: str, fmt: str = "modern", serial: str = ""
-) -> tuple[str, bytes]:
-    """(file name, PKCS#12) of one recovered key, for the request's recipient only.
-
-    A request covering several keys needs `serial`; `key_history_pkcs12_export` gives all.
-    """
-    request = _completed_request_of_recipient(user=user, request_id=request_id)
-    _check_download(passphrase, fmt)
-    pickups = request.pickups.select_for_update(of=("self",)).select_related(
-        "certificate__employee__user", "certificate__issuer"
-    )
-    serial = normalize_serial(serial)
-    if serial:
-        pickups = pickups.filter(certificate__serial=serial)
-    pickups = list(pickups.order_by("certificate__not_before", "pk"))
-    if not pickups:
-        raise NotFound(f"Recovery request #{request.pk} holds no recovered key of certificate {serial}.")
-    if len(pickups) > 1:
-        raise ValidationError(
-            {"certificate": f"Recovery request #{request.pk} holds {len(pickups)} keys "
-             f"({', '.join(p.certificate.serial for p in pickups)}): name one, or download the key history."}
-        )
-    pickup = pickups[0]
-    bundle = _bundle(pickup, _unseal(pickup), passphrase=passphrase, fmt=fmt)
-    _count_downloads(pickups)
-    audit_record(
-        action=AuditAction.RECOVERY_DOWNLOADED,
-        actor=user,
-        obj=request,
-        details={"certificates": [pickup.certificate.serial], "format": fmt, "bundle": "pkcs12"},
-    )
-    return f"{pickup.certificate.mailbox}-{pickup.certificate.serial}.p12", bundle
-
-
-@transaction.atomic
-@sensitive_variables("passphrase", "key")
-def key_history_pkcs12_export(*, user, request_id: int, passphrase: str, fmt: str = "modern") -> tuple[str, bytes]:
-    """(file name, ZIP) with one PKCS#12 per recovered key of a completed request: the
-    employee's key history, to read old mail. Same passphrase for every file."""
-    request = _completed_request_of_recipient(user=user, request_id=request_id)
-    _check_download(passphrase, fmt)
-    pickups = list(
-        request.pickups.select_for_update(of=("self",))
-        .select_related("certificate__employee__user", "certificate__issuer")
-        .order_by("certificate__not_before", "pk")
-    )
-    if not pickups:
-        raise NotFound(f"Recovery request #{request.pk} holds no recovered key.")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for pickup in pickups:
-            certificate = pickup.certificate
-            name = f"{certificate.not_before:%Y-%m-%d}-{certificate.serial}.p12"
-            archive.writestr(name, _bundle(pickup, _unseal(pickup), passphrase=passphrase, fmt=fmt))
-    _count_downloads(pickups)
-    serials = [pickup.certificate.serial for pickup in pickups]
-    audit_record(
-        action=AuditAction.RECOVERY_DOWNLOADED,
-        actor=user,
-        obj=request,
-        details={"certificates": serials, "format": fmt, "bundle": "key-history"},
-    )
-    return f"{request.employee.mail}-key-history.zip", buffer.getvalue()

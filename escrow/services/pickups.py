@@ -1,0 +1,242 @@
+"""Pickups: the sealed copies of private keys that wait for a download.
+
+Two kinds share one sealed-key path (AES-GCM under PORTAL_PICKUP_KEK, each blob bound to
+its row by the associated data): the employee's own copy of a newly issued key
+(PickupCopy, one per certificate) and a recovered key for a recovery's recipient
+(RecoveryPickup). Both expire; the purge job deletes what has.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from core.exceptions import ConfigurationError, InvalidState, NotFound, PickupUnavailable
+from audit.events import AuditAction
+from audit.services import audit_record
+from enrollment.bundles import certificate_pkcs12, pkcs12_check_format, pkcs12_check_passphrase
+from enrollment.pki.keys import private_key_from_der, private_key_to_der
+from enrollment.pki.serials import normalize_serial
+
+from .. import sealing
+from ..models import PickupCopy, RecoveryPickup, RecoveryRequest
+
+
+# --- The sealed-key path --------------------------------------------------------------------------
+
+
+def _kek() -> bytes:
+    return sealing.derive_kek(settings.PORTAL_PICKUP_KEK)
+
+
+def _seal_key(*, key, associated_data: bytes) -> bytes:
+    return sealing.seal(plaintext=private_key_to_der(key), kek=_kek(), associated_data=associated_data)
+
+
+def _unseal_key(*, sealed: bytes, associated_data: bytes, what: str):
+    try:
+        key_der = sealing.unseal(sealed=sealed, kek=_kek(), associated_data=associated_data)
+    except sealing.SealError:
+        raise ConfigurationError(
+            f"{what} cannot be decrypted: the pickup key-encryption key (PORTAL_PICKUP_KEK) has changed."
+        ) from None
+    return private_key_from_der(key_der)
+
+
+def _issued_associated_data(certificate) -> bytes:
+    # Binds a sealed key to its certificate: a copy moved to another row will not open.
+    return f"smime-portal pickup {certificate.serial}".encode()
+
+
+def _recovered_associated_data(*, request_id: int, serial: str, recipient_id: int) -> bytes:
+    # Binds a sealed key to its request, certificate and recipient: moved elsewhere it won't open.
+    return f"smime-portal recovery {request_id} {serial} {recipient_id}".encode()
+
+
+# --- The employee's copy of a newly issued key ----------------------------------------------------
+
+
+@transaction.atomic
+def pickup_copy_create(*, certificate, private_key) -> PickupCopy:
+    return PickupCopy.objects.create(
+        certificate=certificate,
+        sealed_key=_seal_key(key=private_key, associated_data=_issued_associated_data(certificate)),
+        expires_at=timezone.now() + timedelta(days=settings.PORTAL_PICKUP_DAYS),
+    )
+
+
+@transaction.atomic
+def pickup_copy_open(*, certificate):
+    """The private key of a certificate whose pickup window is open; counts the download."""
+    pickup = PickupCopy.objects.select_for_update().filter(certificate=certificate).first()
+    if pickup is None or pickup.expires_at <= timezone.now():
+        raise PickupUnavailable(
+            "The key of this certificate is no longer available for download. "
+            "Ask a PKI administrator for a key recovery."
+        )
+    key = _unseal_key(
+        sealed=bytes(pickup.sealed_key),
+        associated_data=_issued_associated_data(certificate),
+        what="The pickup copy",
+    )
+    pickup.download_count += 1
+    pickup.last_downloaded_at = timezone.now()
+    pickup.save(update_fields=["download_count", "last_downloaded_at"])
+    return key
+
+
+def pickup_copy_destroy(*, certificate) -> None:
+    """Delete the certificate's pickup copy, if any (revoked, or a signing key downloaded)."""
+    PickupCopy.objects.filter(certificate=certificate).delete()
+
+
+@transaction.atomic
+def pickup_copies_purge_expired() -> int:
+    """Delete expired pickup copies and wipe expired recovered keys; returns how many.
+
+    A recovered key's row stays (who received what, downloads); only its sealed key goes.
+    """
+    now = timezone.now()
+    deleted, _ = PickupCopy.objects.filter(expires_at__lte=now).delete()
+    wiped = RecoveryPickup.objects.filter(expires_at__lte=now).exclude(sealed_key=b"").update(sealed_key=b"")
+    return deleted + wiped
+
+
+# --- Recovered keys for a recovery's recipient ----------------------------------------------------
+
+
+def recovered_keys_seal(*, request: RecoveryRequest, keys) -> datetime:
+    """Seal each (certificate, key) of a completed recovery for its recipient; returns the expiry time."""
+    expires_at = timezone.now() + timedelta(days=settings.PORTAL_PICKUP_DAYS)
+    for certificate, key in keys:
+        RecoveryPickup.objects.create(
+            request=request,
+            certificate=certificate,
+            recipient=request.recipient,
+            sealed_key=_seal_key(
+                key=key,
+                associated_data=_recovered_associated_data(
+                    request_id=request.pk, serial=certificate.serial, recipient_id=request.recipient_id
+                ),
+            ),
+            expires_at=expires_at,
+        )
+    return expires_at
+
+
+def _completed_request_of_recipient(*, user, request_id: int) -> RecoveryRequest:
+    request = (
+        RecoveryRequest.objects.select_related("employee__user", "certificate")
+        .filter(pk=request_id, recipient=user)
+        .first()
+    )
+    if request is None:
+        # Not the recipient: whether the request exists is none of their business here.
+        raise NotFound(f"There is no recovered key for you under request #{request_id}.")
+    if request.status != RecoveryRequest.Status.COMPLETED:
+        raise InvalidState(f"Recovery request #{request.pk} is {request.status}, not completed.")
+    return request
+
+
+def _unseal(pickup: RecoveryPickup):
+    if pickup.expires_at <= timezone.now():
+        raise PickupUnavailable(
+            f"The recovered key of certificate {pickup.certificate.serial} is no longer available "
+            f"(the pickup closed on {pickup.expires_at:%Y-%m-%d}). A new recovery request is needed."
+        )
+    return _unseal_key(
+        sealed=bytes(pickup.sealed_key),
+        associated_data=_recovered_associated_data(
+            request_id=pickup.request_id, serial=pickup.certificate.serial, recipient_id=pickup.recipient_id
+        ),
+        what="The recovered key",
+    )
+
+
+def _bundle(pickup: RecoveryPickup, key, *, passphrase: str, fmt: str) -> bytes:
+    return certificate_pkcs12(certificate=pickup.certificate, key=key, passphrase=passphrase, fmt=fmt, recovered=True)
+
+
+def _count_downloads(pickups: list[RecoveryPickup]) -> None:
+    now = timezone.now()
+    for pickup in pickups:
+        pickup.download_count += 1
+        pickup.last_downloaded_at = now
+        pickup.save(update_fields=["download_count", "last_downloaded_at"])
+
+
+@transaction.atomic
+@sensitive_variables("passphrase", "key")
+def recovery_pkcs12_export(
+    *, user, request_id: int, passphrase: str, fmt: str = "modern", serial: str = ""
+) -> tuple[str, bytes]:
+    """(file name, PKCS#12) of one recovered key, for the request's recipient only.
+
+    A request covering several keys needs `serial`; `key_history_pkcs12_export` gives all.
+    """
+    request = _completed_request_of_recipient(user=user, request_id=request_id)
+    pkcs12_check_passphrase(passphrase)
+    pkcs12_check_format(fmt)
+    pickups = request.pickups.select_for_update(of=("self",)).select_related(
+        "certificate__employee__user", "certificate__issuer"
+    )
+    serial = normalize_serial(serial)
+    if serial:
+        pickups = pickups.filter(certificate__serial=serial)
+    pickups = list(pickups.order_by("certificate__not_before", "pk"))
+    if not pickups:
+        raise NotFound(f"Recovery request #{request.pk} holds no recovered key of certificate {serial}.")
+    if len(pickups) > 1:
+        raise ValidationError(
+            {"certificate": f"Recovery request #{request.pk} holds {len(pickups)} keys "
+             f"({', '.join(p.certificate.serial for p in pickups)}): name one, or download the key history."}
+        )
+    pickup = pickups[0]
+    bundle = _bundle(pickup, _unseal(pickup), passphrase=passphrase, fmt=fmt)
+    _count_downloads(pickups)
+    audit_record(
+        action=AuditAction.RECOVERY_DOWNLOADED,
+        actor=user,
+        obj=request,
+        details={"certificates": [pickup.certificate.serial], "format": fmt, "bundle": "pkcs12"},
+    )
+    return f"{pickup.certificate.mailbox}-{pickup.certificate.serial}.p12", bundle
+
+
+@transaction.atomic
+@sensitive_variables("passphrase", "key")
+def key_history_pkcs12_export(*, user, request_id: int, passphrase: str, fmt: str = "modern") -> tuple[str, bytes]:
+    """(file name, ZIP) with one PKCS#12 per recovered key of a completed request: the
+    employee's key history, to read old mail. Same passphrase for every file."""
+    request = _completed_request_of_recipient(user=user, request_id=request_id)
+    pkcs12_check_passphrase(passphrase)
+    pkcs12_check_format(fmt)
+    pickups = list(
+        request.pickups.select_for_update(of=("self",))
+        .select_related("certificate__employee__user", "certificate__issuer")
+        .order_by("certificate__not_before", "pk")
+    )
+    if not pickups:
+        raise NotFound(f"Recovery request #{request.pk} holds no recovered key.")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for pickup in pickups:
+            certificate = pickup.certificate
+            name = f"{certificate.not_before:%Y-%m-%d}-{certificate.serial}.p12"
+            archive.writestr(name, _bundle(pickup, _unseal(pickup), passphrase=passphrase, fmt=fmt))
+    _count_downloads(pickups)
+    serials = [pickup.certificate.serial for pickup in pickups]
+    audit_record(
+        action=AuditAction.RECOVERY_DOWNLOADED,
+        actor=user,
+        obj=request,
+        details={"certificates": serials, "format": fmt, "bundle": "key-history"},
+    )
+    return f"{request.employee.mail}-key-history.zip", buffer.getvalue()

@@ -1,0 +1,320 @@
+"""System checks of the portal's settings: `manage.py check`, and with `--deploy` the production ones.
+
+settings.py only parses the environment. Whether a parsed value makes sense is decided here,
+so that one run names every bad setting (with an id, e.g. portal.E004) instead of the first
+one stopping the import, and `check --deploy` tells a production configuration that is
+still the demo's. Registered from PortalConfig.ready().
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+from django.core.checks import Warning as CheckWarning
+
+from enrollment.pki.profiles import (
+    MAX_VALIDITY_DAYS,
+    Organization,
+    validate_organization,
+)
+
+SETTINGS_TAG = "portal_settings"
+
+OCSP_SIGNERS = ("delegated", "ca")
+# SBR 4.9.10: an OCSP response's nextUpdate is 8 hours to 10 days after its thisUpdate.
+OCSP_VALIDITY_HOURS_MIN, OCSP_VALIDITY_HOURS_MAX = 8, 240
+OCSP_RESPONDER_VALIDITY_DAYS_MAX = 365
+LDAP_PRESETS = ("openldap", "activedirectory")
+
+# The demo's organization and CA URL: fine for `make run`, wrong in every real certificate.
+EXAMPLE_ORGANIZATION_NAME = "Example Organization"
+EXAMPLE_ORGANIZATION_IDENTIFIER = "NTRUS+CA-1234567"
+# RFC 2606 names that never belong to a real organization.
+RESERVED_EXAMPLE_DOMAINS = ("example.org", "example.com", "example.net", "example")
+# Mail backends that never deliver: nobody would get an expiry notice or a recovery mail.
+UNDELIVERING_EMAIL_BACKENDS = (
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+)
+
+Messages = list[CheckMessage]
+
+
+def _setting(name: str) -> Any:
+    return getattr(settings, name)
+
+
+def _is_whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _is_reserved_example_host(host: str) -> bool:
+    return any(host == domain or host.endswith(f".{domain}") for domain in RESERVED_EXAMPLE_DOMAINS)
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --- Values of settings: `manage.py check` (and `migrate`, `runserver`) -------------------
+
+
+@register(SETTINGS_TAG)
+def check_certificate_validity_days(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    days = _setting("PORTAL_CERTIFICATE_VALIDITY_DAYS")
+    if _is_whole_number(days) and 1 <= days <= MAX_VALIDITY_DAYS:
+        return []
+    return [
+        Error(
+            f"PORTAL_CERTIFICATE_VALIDITY_DAYS must be 1 to {MAX_VALIDITY_DAYS}, not {days!r}.",
+            hint=f"The S/MIME Baseline Requirements (6.3.2) allow at most {MAX_VALIDITY_DAYS} days; "
+            "the default is 365.",
+            id="portal.E001",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_recovery_approvals(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    approvals = _setting("PORTAL_RECOVERY_APPROVALS")
+    if _is_whole_number(approvals) and approvals >= 1:
+        return []
+    return [
+        Error(
+            f"PORTAL_RECOVERY_APPROVALS must be at least 1, not {approvals!r}.",
+            hint="The number of distinct approvers a key recovery request needs; the default is 2.",
+            id="portal.E002",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_ocsp_signer(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    signer = _setting("PORTAL_OCSP_SIGNER")
+    if signer in OCSP_SIGNERS:
+        return []
+    return [
+        Error(
+            f"PORTAL_OCSP_SIGNER must be 'delegated' or 'ca', not {signer!r}.",
+            hint="'delegated': a short-lived responder certificate the CA issues signs the responses "
+            "(the default); 'ca': the CA key signs them.",
+            id="portal.E003",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_ocsp_validity_hours(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    hours = _setting("PORTAL_OCSP_VALIDITY_HOURS")
+    if _is_whole_number(hours) and OCSP_VALIDITY_HOURS_MIN <= hours <= OCSP_VALIDITY_HOURS_MAX:
+        return []
+    return [
+        Error(
+            f"PORTAL_OCSP_VALIDITY_HOURS must be between {OCSP_VALIDITY_HOURS_MIN} and "
+            f"{OCSP_VALIDITY_HOURS_MAX}, not {hours!r}.",
+            hint="The S/MIME Baseline Requirements (4.9.10) put an OCSP response's nextUpdate 8 hours "
+            "to 10 days out; the default is 24.",
+            id="portal.E004",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_ocsp_responder_validity_days(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    days = _setting("PORTAL_OCSP_RESPONDER_VALIDITY_DAYS")
+    response_hours = _setting("PORTAL_OCSP_VALIDITY_HOURS")
+    if not _is_whole_number(response_hours):
+        response_hours = OCSP_VALIDITY_HOURS_MIN  # portal.E004 reports it; judge this one alone
+    # Renewed with a third of its life left, the responder certificate must still outlive
+    # every response it has signed: three response lifetimes at least.
+    if _is_whole_number(days) and 3 * response_hours <= 24 * days <= 24 * OCSP_RESPONDER_VALIDITY_DAYS_MAX:
+        return []
+    return [
+        Error(
+            "PORTAL_OCSP_RESPONDER_VALIDITY_DAYS must be 1 to 365 and cover 3 response lifetimes, "
+            f"not {days!r} (responses last {response_hours} hours).",
+            hint="The delegated responder certificate is renewed with a third of its life left and must "
+            "outlive the responses it signed; the default is 30.",
+            id="portal.E005",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_expiry_notice_days(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    thresholds = _setting("PORTAL_EXPIRY_NOTICE_DAYS")
+    bad = [days for days in thresholds if not (_is_whole_number(days) and days >= 0)]
+    if not bad:
+        return []
+    return [
+        Error(
+            f"PORTAL_EXPIRY_NOTICE_DAYS must be whole numbers of days, 0 or more, not {bad!r}.",
+            hint="Comma-separated days before expiry at which owners are mailed, e.g. '30,7,1' (the default).",
+            id="portal.E006",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_ldap_preset(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    preset = _setting("PORTAL_LDAP_PRESET")
+    if preset in LDAP_PRESETS:
+        return []
+    return [
+        Error(
+            f"PORTAL_LDAP_PRESET must be 'openldap' or 'activedirectory', not {preset!r}.",
+            hint="'openldap' (inetOrgPerson, the default) or 'activedirectory'.",
+            id="portal.E007",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_organization(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    # The same rules issuance applies, so that a bad subject shows before the first CA or certificate.
+    organization = Organization(
+        name=_setting("PORTAL_ORGANIZATION_NAME"),
+        organization_identifier=_setting("PORTAL_ORGANIZATION_IDENTIFIER"),
+        country=_setting("PORTAL_ORGANIZATION_COUNTRY"),
+    )
+    try:
+        validate_organization(organization)
+    except ValueError as exc:
+        return [
+            Error(
+                f"PORTAL_ORGANIZATION_NAME, _IDENTIFIER and _COUNTRY do not make a valid subject: {exc}.",
+                hint="A name of at most 64 characters, an upper-case ISO 3166 country code, and an SBR "
+                "organizationIdentifier with the same country, e.g. 'NTRDE-HRB12345' with 'DE'.",
+                id="portal.E008",
+            )
+        ]
+    return []
+
+
+# --- A production deployment: `manage.py check --deploy` ----------------------------------
+
+
+@register(SETTINGS_TAG, deploy=True)
+def check_production_environment(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    if _setting("ENVIRONMENT") == "production":
+        return []
+    return [
+        Error(
+            "PORTAL_ENVIRONMENT is not 'production'.",
+            hint="Development generates its secrets under the data directory and turns DEBUG on; "
+            "set PORTAL_ENVIRONMENT=production and the secrets (or their *_FILE variants).",
+            id="portal.E101",
+        )
+    ]
+
+
+@register(SETTINGS_TAG, deploy=True)
+def check_base_url_is_not_the_example(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    base_url = _setting("PORTAL_BASE_URL")
+    if not _is_reserved_example_host(_host(base_url)):
+        return []
+    return [
+        Error(
+            f"PORTAL_BASE_URL is {base_url!r}, a reserved example name.",
+            hint="Every certificate names this URL for its CRL and CA certificate: point a public DNS name "
+            "of your own at this portal and set PORTAL_BASE_URL=http://that-name.",
+            id="portal.E102",
+        )
+    ]
+
+
+@register(SETTINGS_TAG, deploy=True)
+def check_organization_is_not_the_example(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    still_example = [
+        name
+        for name, example in (
+            ("PORTAL_ORGANIZATION_NAME", EXAMPLE_ORGANIZATION_NAME),
+            ("PORTAL_ORGANIZATION_IDENTIFIER", EXAMPLE_ORGANIZATION_IDENTIFIER),
+        )
+        if _setting(name) == example
+    ]
+    if not still_example:
+        return []
+    return [
+        Error(
+            f"The demo's organization is still configured: {', '.join(still_example)}.",
+            hint="They go into the subject of the CA and of every certificate: set your organization's "
+            "name and its registration number (organizationIdentifier).",
+            id="portal.E103",
+        )
+    ]
+
+
+@register(SETTINGS_TAG, deploy=True)
+def check_directory_tls_is_verified(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    if not _setting("PORTAL_LDAP_URI") or _setting("PORTAL_LDAP_TLS_VERIFY"):
+        return []
+    return [
+        Error(
+            "PORTAL_LDAP_TLS_VERIFY is off: the directory's TLS certificate is not verified.",
+            hint="Anyone between the portal and the directory could read the passwords; give the directory's "
+            "CA in PORTAL_LDAP_CA_FILE instead and leave verification on.",
+            id="portal.E104",
+        )
+    ]
+
+
+@register(SETTINGS_TAG, deploy=True)
+def check_directory_uses_tls(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    uri = _setting("PORTAL_LDAP_URI").strip().lower()
+    if not uri.startswith("ldap://") or _setting("PORTAL_LDAP_START_TLS"):
+        return []
+    return [
+        Error(
+            "PORTAL_LDAP_URI is plain ldap:// without PORTAL_LDAP_START_TLS.",
+            hint="Log-ins bind with the employee's password and publishing with the bind password, both in "
+            "clear on this connection: use ldaps:// or set PORTAL_LDAP_START_TLS=true.",
+            id="portal.E105",
+        )
+    ]
+
+
+@register(SETTINGS_TAG, deploy=True)
+def check_site_url_is_reachable(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    site_url = _setting("PORTAL_SITE_URL")
+    if not _is_loopback_host(_host(site_url)):
+        return []
+    return [
+        CheckWarning(
+            f"PORTAL_SITE_URL is {site_url!r}, a loopback address.",
+            hint="Links in the mail to employees (expiry notices, recovery) lead there; set the URL at which "
+            "employees reach the portal.",
+            id="portal.W101",
+        )
+    ]
+
+
+@register(SETTINGS_TAG, deploy=True)
+def check_mail_is_delivered(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    backend = _setting("EMAIL_BACKEND")
+    if backend not in UNDELIVERING_EMAIL_BACKENDS:
+        return []
+    return [
+        CheckWarning(
+            f"PORTAL_EMAIL_BACKEND is {backend!r}, which delivers no mail.",
+            hint="Owners would get no expiry notices or key recovery mail; set "
+            "PORTAL_EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and PORTAL_EMAIL_HOST.",
+            id="portal.W102",
+        )
+    ]
