@@ -9,7 +9,7 @@ PORT ?= 8000
 BUILD_PACKAGES := gcc python3-dev python3-venv libldap2-dev libsasl2-dev
 TEST_PACKAGES := openssl libnss3-tools slapd ldap-utils chromium
 
-.PHONY: run test test-postgres setup setup-dev system-packages system-test-packages clean-demo redis redis-package
+.PHONY: run test test-postgres lint setup setup-dev system-packages system-test-packages clean-demo redis redis-package
 
 define ensure_packages
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -64,6 +64,12 @@ run: setup
 
 test: setup-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Static checks (CI runs them before the tests): ruff, and the dependency rules between the
+# apps and layers (.importlinter).
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 # The same suite on PostgreSQL (DATABASE_URL defaults to the local server).
 test-postgres: setup-dev

@@ -1,4 +1,4 @@
-"""Reads."""
+"""Reads of enrollment data: the issuing CA, certificates by serial, what a user may see."""
 
 from __future__ import annotations
 

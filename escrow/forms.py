@@ -1,10 +1,29 @@
+"""Forms of the key pages: the PKCS#12 download (issued and recovered keys) and asking for your own key back."""
+
 from django import forms
 
-from portal.forms import Pkcs12DownloadForm
-
-__all__ = ["OwnKeyRecoveryForm", "Pkcs12DownloadForm"]
+from enrollment.pki.pkcs12 import MIN_PASSPHRASE_LENGTH, PKCS12_FORMATS
 
 ALL_KEYS = "all"
+
+
+class Pkcs12DownloadForm(forms.Form):
+    passphrase = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        min_length=MIN_PASSPHRASE_LENGTH,
+        strip=False,
+        help_text=f"At least {MIN_PASSPHRASE_LENGTH} characters. It protects the file; you type it when you import it.",
+    )
+    passphrase_again = forms.CharField(
+        label="Passphrase (again)", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), strip=False
+    )
+    format = forms.ChoiceField(choices=list(PKCS12_FORMATS.items()), initial="modern", widget=forms.RadioSelect)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("passphrase") and cleaned.get("passphrase") != cleaned.get("passphrase_again"):
+            self.add_error("passphrase_again", "The two passphrases differ.")
+        return cleaned
 
 
 class OwnKeyRecoveryForm(forms.Form):

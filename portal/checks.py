@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, register, run_checks
 from django.core.checks import Warning as CheckWarning
 
 from enrollment.pki.profiles import (
@@ -318,3 +318,8 @@ def check_mail_is_delivered(app_configs: Iterable[Any] | None = None, **kwargs: 
             id="portal.W102",
         )
     ]
+
+
+def settings_problems() -> list[CheckMessage]:
+    """The serious findings of the checks above, for a server started without manage.py."""
+    return [message for message in run_checks(tags=[SETTINGS_TAG]) if message.is_serious()]

@@ -1,7 +1,6 @@
 from django import forms
 
 from enrollment.pki.keys import KEY_TYPES
-from enrollment.pki.pkcs12 import MIN_PASSPHRASE_LENGTH, PKCS12_FORMATS
 from enrollment.pki.profiles import CERTIFICATE_TYPES
 
 
@@ -12,25 +11,6 @@ class CertificateRequestForm(forms.Form):
         initial="sponsor-strict",
         help_text="Sponsor-validated names you and the organization; mailbox-validated names only your address.",
     )
-
-
-class Pkcs12DownloadForm(forms.Form):
-    passphrase = forms.CharField(
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        min_length=MIN_PASSPHRASE_LENGTH,
-        strip=False,
-        help_text=f"At least {MIN_PASSPHRASE_LENGTH} characters. It protects the file; you type it when you import it.",
-    )
-    passphrase_again = forms.CharField(
-        label="Passphrase (again)", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), strip=False
-    )
-    format = forms.ChoiceField(choices=list(PKCS12_FORMATS.items()), initial="modern", widget=forms.RadioSelect)
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("passphrase") and cleaned.get("passphrase") != cleaned.get("passphrase_again"):
-            self.add_error("passphrase_again", "The two passphrases differ.")
-        return cleaned
 
 
 class RevokeOwnForm(forms.Form):

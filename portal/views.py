@@ -21,7 +21,9 @@ from core.downloads import attachment
 from core.exceptions import NotFound, PortalError, error_message
 from enrollment.models import Employee
 
-from .forms import CertificateRequestForm, Pkcs12DownloadForm, RevokeOwnForm
+from escrow.forms import Pkcs12DownloadForm
+
+from .forms import CertificateRequestForm, RevokeOwnForm
 
 
 def _employee(user) -> Employee | None:

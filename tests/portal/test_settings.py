@@ -279,3 +279,18 @@ def test_manage_py_check_deploy_refuses_the_demo_configuration(tmp_path):
     assert result.returncode == 1
     for check_id in ("portal.E101", "portal.E102", "portal.E103", "portal.W101", "portal.W102"):
         assert f"({check_id})" in result.stderr, result.stderr
+
+
+def test_a_wsgi_server_refuses_a_bad_setting_as_manage_py_does(tmp_path):
+    """gunicorn imports portal.wsgi without manage.py's checks: the module runs them itself."""
+
+    def load_wsgi(**variables: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", "import portal.wsgi"],
+            cwd=ROOT, env=_clean_environment(tmp_path, variables), capture_output=True, text=True, check=False,
+        )
+
+    assert load_wsgi().returncode == 0
+    refused = load_wsgi(PORTAL_OCSP_SIGNER="hsm")
+    assert refused.returncode != 0
+    assert "(portal.E003) PORTAL_OCSP_SIGNER must be 'delegated' or 'ca', not 'hsm'." in refused.stderr
