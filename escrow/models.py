@@ -12,6 +12,7 @@ from functools import cached_property
 from cryptography import x509
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class KeyRecoveryAgent(models.Model):
@@ -157,8 +158,6 @@ class RecoveryDecision(models.Model):
 class RecoveryPickupQuerySet(models.QuerySet):
     def open(self):
         """Pickups whose download window has not closed."""
-        from django.utils import timezone
-
         return self.filter(expires_at__gt=timezone.now()).select_related("certificate", "request")
 
 

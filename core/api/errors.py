@@ -1,7 +1,8 @@
 """One JSON shape for every API error: {"error": {"code", "message", "fields"}}."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -51,11 +52,8 @@ def exception_handler(exc, context):
 def page_not_found(request, exception=None):
     """Django's handler404: under /api/, a URL that names nothing gets the JSON error shape too.
 
-    Wire it in portal/urls.py: `handler404 = "core.api.errors.page_not_found"`.
+    Wired in portal/urls.py: `handler404 = "core.api.errors.page_not_found"`.
     """
-    from django.http import JsonResponse
-    from django.views import defaults
-
     if request.path.startswith("/api/"):
         return JsonResponse(
             {"error": {"code": "not_found", "message": f"Nothing is at {request.path}.", "fields": {}}}, status=404

@@ -10,6 +10,9 @@ import os
 import sys
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+
 from django.core.management.base import CommandError
 
 PASSPHRASE_ENV = "PORTAL_KRA_PASSPHRASE"
@@ -57,8 +60,6 @@ def read_pkcs12_file(path: str) -> bytes:
 
 
 def user_by_username(username: str):
-    from django.contrib.auth import get_user_model
-
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise CommandError(f"there is no user {username!r}")
@@ -67,8 +68,6 @@ def user_by_username(username: str):
 
 def portal_error_message(exc: Exception) -> str:
     """One readable line from a service's PortalError or ValidationError."""
-    from django.core.exceptions import ValidationError
-
     if isinstance(exc, ValidationError):
         if hasattr(exc, "error_dict"):
             return "; ".join(f"{' '.join(messages)}" for messages in exc.message_dict.values())
