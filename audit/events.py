@@ -11,6 +11,7 @@ class AuditAction(models.TextChoices):
     # audit
     AUDIT_EXPORTED = "audit.exported", "audit log exported"
     # auth
+    AUTH_DIRECTORY_LINKED = "auth.directory_linked", "local account linked to a directory entry"
     AUTH_LOGIN = "auth.login", "log-in"
     AUTH_LOGIN_FAILED = "auth.login_failed", "failed log-in"
     AUTH_ROLES_CHANGED = "auth.roles_changed", "roles changed by the directory"
@@ -51,6 +52,8 @@ class AuditAction(models.TextChoices):
     RECOVERY_DOWNLOADED = "recovery.downloaded", "recovered key downloaded"
     RECOVERY_REJECTED = "recovery.rejected", "recovery rejected"
     RECOVERY_REQUESTED = "recovery.requested", "recovery requested"
+    RECOVERY_WITHDRAWN = "recovery.withdrawn", "recovery withdrawn"
+    RECOVERY_EXPIRED = "recovery.expired", "approved recovery expired"
     # request
     REQUEST_APPROVED = "request.approved", "request approved"
     REQUEST_AUTO_APPROVED = "request.auto_approved", "request approved by policy"

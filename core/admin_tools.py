@@ -23,8 +23,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-def action_confirmation(modeladmin, request, queryset, *, action: str, title: str, question: str, button: str, form):
-    """The confirmation page of an admin action (posts the same selection back with confirm=yes)."""
+def action_confirmation(
+    modeladmin, request, queryset, *, action: str, title: str, question: str, button: str, form, describe=None
+):
+    """The confirmation page of an admin action (posts the same selection back with confirm=yes).
+
+    `describe(obj)`, when given, is shown in bold beside each object: what the decision means for it.
+    """
     return TemplateResponse(
         request,
         "admin/action_confirmation.html",
@@ -35,6 +40,7 @@ def action_confirmation(modeladmin, request, queryset, *, action: str, title: st
             "button": button,
             "opts": modeladmin.model._meta,
             "queryset": queryset,
+            "items": [(obj, describe(obj) if describe else "") for obj in queryset],
             "form": form,
             "action": action,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,

@@ -14,7 +14,13 @@ from core.exceptions import PortalError, error_message
 
 from . import cms
 from escrow.services.agents import key_recovery_agent_deactivate
-from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create, recovery_request_reject
+from escrow.services.recovery import (
+    recovery_request_approve,
+    recovery_request_complete,
+    recovery_request_create,
+    recovery_request_reject,
+    recovery_request_withdraw,
+)
 from .models import EscrowRecord, KeyRecoveryAgent, RecoveryDecision, RecoveryRequest
 
 
@@ -123,6 +129,20 @@ class RejectCommentForm(forms.Form):
     )
 
 
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, help_text="Why the recovery is withdrawn."
+    )
+
+
+def _who_receives(obj: RecoveryRequest) -> str:
+    """What an approver must see before deciding: whose keys go to whom, and why."""
+    owner = obj.employee.user.get_username()
+    recipient = obj.recipient.get_username()
+    to = "the owner themselves" if obj.recipient_id == obj.employee.user_id else recipient
+    return f"keys of {owner} go to {to} ({obj.get_purpose_display()}; requested by {obj.requested_by.get_username()})"
+
+
 class CompleteRecoveryForm(forms.Form):
     agent_pkcs12 = forms.FileField(
         label="Agent PKCS#12",
@@ -159,7 +179,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
     inlines = [RecoveryDecisionInline]
-    actions = ["approve_selected", "reject_selected"]
+    actions = ["approve_selected", "reject_selected", "withdraw_selected"]
     change_form_template = "admin/escrow/recoveryrequest/change_form.html"
 
     def get_queryset(self, request):
@@ -223,7 +243,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
             self, request, queryset, action="approve_selected", title="Approve key recovery requests",
             question="Approve these key recoveries? Once approved by enough approvers, a key recovery agent can "
             "decrypt the escrowed keys for the named recipient. Your approval and comment are recorded.",
-            button="Approve", form=form,
+            button="Approve", form=form, describe=_who_receives,
         )
 
     @admin.action(description="Reject selected recovery requests…", permissions=["approve"])
@@ -241,7 +261,24 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
         return action_confirmation(
             self, request, queryset, action="reject_selected", title="Reject key recovery requests",
             question="Reject these key recoveries? One rejection ends a request; your comment is recorded.",
-            button="Reject", form=form,
+            button="Reject", form=form, describe=_who_receives,
+        )
+
+    @admin.action(description="Withdraw selected recovery requests…", permissions=["approve"])
+    def withdraw_selected(self, request, queryset):
+        form = WithdrawForm(request.POST if request.POST.get("confirm") == "yes" else None)
+        if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            self._decide(
+                request, queryset, verb="withdrawn",
+                decide=lambda request_id: recovery_request_withdraw(request_id=request_id, actor=request.user, reason=reason),
+            )
+            return None
+        return action_confirmation(
+            self, request, queryset, action="withdraw_selected", title="Withdraw key recovery requests",
+            question="Withdraw these key recoveries? A withdrawn request can no longer be approved or completed; "
+            "your reason is recorded and the owner is told.",
+            button="Withdraw", form=form, describe=_who_receives,
         )
 
     # --- custom pages: request (add) and complete --------------------------------------

@@ -85,6 +85,8 @@ class RecoveryRequest(models.Model):
         APPROVED = "approved"
         REJECTED = "rejected"
         COMPLETED = "completed"
+        WITHDRAWN = "withdrawn"
+        EXPIRED = "expired"
 
     class Purpose(models.TextChoices):
         OWN_KEY = "own-key", "the owner's own key"
@@ -107,6 +109,17 @@ class RecoveryRequest(models.Model):
     required_approvals = models.PositiveSmallIntegerField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     decided_at = models.DateTimeField(null=True, blank=True, help_text="When it was approved or rejected.")
+    approval_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="An approved recovery not completed by then expires (PORTAL_RECOVERY_APPROVAL_DAYS)."
+    )
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="recovery_requests_withdrawn",
+    )
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -17,7 +17,7 @@ from enrollment.pki.serials import normalize_serial
 
 from escrow.selectors import escrowed_certificates, open_pickups_of
 from escrow.services.pickups import key_history_pkcs12_export, recovery_pkcs12_export
-from escrow.services.recovery import recovery_request_create
+from escrow.services.recovery import recovery_request_create, recovery_request_withdraw
 from .forms import ALL_KEYS, OwnKeyRecoveryForm, Pkcs12DownloadForm
 from .models import RecoveryRequest
 
@@ -125,3 +125,20 @@ def download_pkcs12(request, request_id: int, serial: str):
 @require_http_methods(["GET", "POST"])
 def download_history(request, request_id: int):
     return _download(request, request_id=request_id, serial=None)
+
+
+@login_required
+@require_POST
+def withdraw(request, request_id: int):
+    """The requester or the keys' owner withdraws an open recovery request."""
+    try:
+        withdrawn = recovery_request_withdraw(
+            request_id=request_id, actor=request.user, reason=request.POST.get("reason", "")
+        )
+    except NotFound:
+        raise Http404("No such recovery request") from None
+    except (ValidationError, PortalError) as exc:
+        messages.error(request, error_message(exc))
+    else:
+        messages.success(request, f"Recovery request #{withdrawn.pk} is withdrawn; no agent can complete it now.")
+    return redirect("escrow:index")

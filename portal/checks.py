@@ -105,6 +105,20 @@ def check_recovery_approvals(app_configs: Iterable[Any] | None = None, **kwargs:
 
 
 @register(SETTINGS_TAG)
+def check_recovery_approval_days(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    days = _setting("PORTAL_RECOVERY_APPROVAL_DAYS")
+    if _is_whole_number(days) and 1 <= days <= 90:
+        return []
+    return [
+        Error(
+            f"PORTAL_RECOVERY_APPROVAL_DAYS must be between 1 and 90, not {days!r}.",
+            hint="How long an approved key recovery waits for an agent before it expires; the default is 7.",
+            id="portal.E009",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
 def check_ocsp_signer(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
     signer = _setting("PORTAL_OCSP_SIGNER")
     if signer in OCSP_SIGNERS:

@@ -265,6 +265,8 @@ PORTAL_CERTIFICATE_VALIDITY_DAYS = env.int("PORTAL_CERTIFICATE_VALIDITY_DAYS", d
 PORTAL_PICKUP_DAYS = env.int("PORTAL_PICKUP_DAYS", default=14)
 # Key recovery: distinct approvers a recovery request needs (fixed per request when made), at least 1.
 PORTAL_RECOVERY_APPROVALS = env.int("PORTAL_RECOVERY_APPROVALS", default=2)
+# An approved recovery that no agent completes within this many days expires.
+PORTAL_RECOVERY_APPROVAL_DAYS = env.int("PORTAL_RECOVERY_APPROVAL_DAYS", default=7)
 PORTAL_CRL_VALIDITY_DAYS = env.int("PORTAL_CRL_VALIDITY_DAYS", default=7)
 # OCSP responder at /ocsp/<ca>: enabled puts its URL in the AIA of new certificates.
 PORTAL_OCSP_ENABLED = env.bool("PORTAL_OCSP_ENABLED", default=True)
@@ -338,6 +340,11 @@ PORTAL_LDAP_AUDITORS_GROUP_DN = env.str("PORTAL_LDAP_AUDITORS_GROUP_DN", default
 PORTAL_LDAP_ADMINS_GROUP_DN = env.str("PORTAL_LDAP_ADMINS_GROUP_DN", default="")
 # Where nested groups are searched (AD preset); empty: the dc= part of PORTAL_LDAP_USER_BASE_DN.
 PORTAL_LDAP_GROUP_BASE_DN = env.str("PORTAL_LDAP_GROUP_BASE_DN", default="")
+# Usernames a directory log-in never creates, even before a local account of that name
+# exists (a later bootstrap superuser cannot be pre-empted); local accounts are refused anyway.
+PORTAL_LDAP_RESERVED_USERNAMES = env.list(
+    "PORTAL_LDAP_RESERVED_USERNAMES", default=["admin", "administrator", "root", "superuser", "system"]
+)
 # Imported here, after the PORTAL_LDAP_* settings: it touches no models, so it is safe in settings.
 from portal.ldap_auth import authentication_backends
 
@@ -368,6 +375,7 @@ CELERY_BEAT_SCHEDULE = {
     "expiry-notices-send": {"task": "enrollment.expiry_notices_send", "schedule": 6 * 3600.0},
     "pickup-copies-purge": {"task": "escrow.pickup_copies_purge_expired", "schedule": 3600.0},
     "audit-checkpoint": {"task": "audit.checkpoint", "schedule": 3600.0},
+    "recoveries-expire": {"task": "escrow.recoveries_expire", "schedule": 3600.0},
 }
 
 # Uploads (a key recovery agent's PKCS#12) stay in memory and never touch the disk; a file

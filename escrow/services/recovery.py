@@ -10,10 +10,13 @@ downloads them as PKCS#12 with a passphrase of their own until the pickup expire
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -23,6 +26,7 @@ from core.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuti
 from core.mail import mail_on_commit
 from enrollment.models import Certificate, Employee
 from enrollment.pki.serials import normalize_serial
+from enrollment.roles import APPROVERS
 
 from ..models import RecoveryDecision, RecoveryRequest
 from ..selectors import escrowed_certificates, recovery_certificates
@@ -33,6 +37,22 @@ from .pickups import recovered_keys_seal
 Status = RecoveryRequest.Status
 Purpose = RecoveryRequest.Purpose
 OPEN_STATES = (Status.PENDING, Status.APPROVED)
+
+
+def _open_requests():
+    """Pending requests, and approved ones whose approval has not expired."""
+    return RecoveryRequest.objects.filter(
+        Q(status=Status.PENDING) | Q(status=Status.APPROVED, approval_expires_at__gt=timezone.now())
+    )
+
+
+def is_recovery_approver(user) -> bool:
+    """Only members of the Approvers group decide recoveries: a superuser is not implicitly one."""
+    return bool(
+        user.is_active
+        and user.groups.filter(name=APPROVERS).exists()
+        and user.has_perm("escrow.approve_recoveryrequest")
+    )
 
 
 # --- Mail ----------------------------------------------------------------------------------------
@@ -131,16 +151,17 @@ def recovery_request_create(
         if recipient_username and recipient_username != requested_by.get_username():
             raise ValidationError({"recipient": "Your own key can only be recovered for you."})
         recipient = requested_by
+    elif purpose == Purpose.LEGAL_HOLD:
+        # Legal hold: the keys go to the auditor who asked, never to someone they name.
+        if recipient_username and recipient_username != requested_by.get_username():
+            raise ValidationError({"recipient": "Keys recovered for legal hold go to you, who requested them, only."})
+        recipient = requested_by
     elif recipient_username:
         recipient = _active_user(recipient_username, field="recipient")
-    elif purpose == Purpose.ADMIN:
-        recipient = employee.user  # e.g. the help desk files it for an employee who lost their key
     else:
-        recipient = requested_by  # legal hold: the investigator
+        recipient = employee.user  # e.g. the help desk files it for an employee who lost their key
 
-    duplicate = RecoveryRequest.objects.filter(
-        employee=employee, certificate=certificate, recipient=recipient, status__in=OPEN_STATES
-    ).first()
+    duplicate = _open_requests().filter(employee=employee, certificate=certificate, recipient=recipient).first()
     if duplicate is not None:
         raise ValidationError(f"Recovery request #{duplicate.pk} for these keys and this recipient is open already.")
 
@@ -181,8 +202,8 @@ def recovery_request_create(
 
 
 def _request_for_decision(*, request_id: int, approver) -> RecoveryRequest:
-    if not (approver.is_active and approver.has_perm("escrow.approve_recoveryrequest")):
-        raise NotAllowed("You are not allowed to approve or reject key recovery requests.")
+    if not is_recovery_approver(approver):
+        raise NotAllowed("You are not allowed to approve or reject key recovery requests (only members of Approvers are).")
     request = (
         RecoveryRequest.objects.select_for_update(of=("self",))
         .select_related("employee__user", "certificate", "requested_by", "recipient")
@@ -224,7 +245,8 @@ def recovery_request_approve(*, request_id: int, approver, comment: str = "") ->
     if approvals >= request.required_approvals:
         request.status = Status.APPROVED
         request.decided_at = timezone.now()
-        request.save(update_fields=["status", "decided_at"])
+        request.approval_expires_at = request.decided_at + timedelta(days=settings.PORTAL_RECOVERY_APPROVAL_DAYS)
+        request.save(update_fields=["status", "decided_at", "approval_expires_at"])
     audit_record(
         action=AuditAction.RECOVERY_APPROVED,
         actor=approver,
@@ -283,6 +305,15 @@ def recovery_request_complete(*, request_id: int, agent, agent_pkcs12: bytes, pa
         )
     if request.status != Status.APPROVED:
         raise InvalidState(f"Recovery request #{request.pk} is {request.status}, not approved.")
+    if request.approval_expires_at is not None and request.approval_expires_at <= timezone.now():
+        raise InvalidState(
+            f"The approval of recovery request #{request.pk} expired on {request.approval_expires_at:%Y-%m-%d %H:%M} UTC; "
+            "a new request is needed."
+        )
+    if request.decisions.filter(approver=agent).exists():
+        raise SeparationOfDuties(
+            f"You cannot complete recovery request #{request.pk}: you decided it (separation of duties)."
+        )
     credential = agent_credential_load(pkcs12_data=agent_pkcs12, passphrase=passphrase)
     if credential.agent.user_id is not None and credential.agent.user_id != agent.pk:
         raise NotAllowed(f"The agent credential {credential.agent.name} belongs to another account.")
@@ -336,3 +367,74 @@ def recovery_request_complete(*, request_id: int, agent, agent_pkcs12: bytes, pa
             ),
         )
     return request
+
+
+# --- Withdrawal and expiry -----------------------------------------------------------------------
+
+
+def _may_withdraw(user, request: RecoveryRequest) -> bool:
+    return user.is_active and (
+        user.pk in (request.requested_by_id, request.employee.user_id) or is_recovery_approver(user)
+    )
+
+
+@transaction.atomic
+def recovery_request_withdraw(*, request_id: int, actor, reason: str) -> RecoveryRequest:
+    """Withdraw a pending or approved request: by its requester, the keys' owner or an approver."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the recovery is withdrawn."})
+    request = (
+        RecoveryRequest.objects.select_for_update(of=("self",))
+        .select_related("employee__user", "certificate", "requested_by", "recipient")
+        .filter(pk=request_id)
+        .first()
+    )
+    if request is None or not (_may_withdraw(actor, request) or actor.has_perm("escrow.view_recoveryrequest")):
+        raise NotFound(f"There is no recovery request #{request_id}.")
+    if not _may_withdraw(actor, request):
+        raise NotAllowed("Only the requester, the keys' owner or an approver can withdraw a recovery request.")
+    if request.status not in OPEN_STATES:
+        raise InvalidState(f"Recovery request #{request.pk} is {request.status}; only open requests can be withdrawn.")
+    previous = request.status
+    request.status = Status.WITHDRAWN
+    request.withdrawn_at = timezone.now()
+    request.withdrawn_by = actor
+    request.save(update_fields=["status", "withdrawn_at", "withdrawn_by"])
+    audit_record(
+        action=AuditAction.RECOVERY_WITHDRAWN,
+        actor=actor,
+        obj=request,
+        details={"reason": reason, "was": previous},
+    )
+    _notify_owner(
+        request,
+        subject=f"Recovery of your S/MIME key withdrawn (#{request.pk})",
+        text=f"the recovery of {_describe(request)} was withdrawn by {actor.get_username()}: {reason}",
+    )
+    return request
+
+
+def recoveries_expire(*, now=None) -> int:
+    """Mark approved recoveries that no agent completed in time expired (each in its own transaction)."""
+    now = now or timezone.now()
+    due = RecoveryRequest.objects.filter(status=Status.APPROVED, approval_expires_at__lte=now)
+    count = 0
+    for request_id in list(due.values_list("pk", flat=True)):
+        with transaction.atomic():
+            request = (
+                RecoveryRequest.objects.select_for_update()
+                .filter(pk=request_id, status=Status.APPROVED, approval_expires_at__lte=now)
+                .first()
+            )
+            if request is None:
+                continue
+            request.status = Status.EXPIRED
+            request.save(update_fields=["status"])
+            audit_record(
+                action=AuditAction.RECOVERY_EXPIRED,
+                obj=request,
+                details={"approval_expired_at": request.approval_expires_at.isoformat()},
+            )
+        count += 1
+    return count
