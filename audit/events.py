@@ -14,6 +14,7 @@ class AuditAction(models.TextChoices):
     AUTH_DIRECTORY_LINKED = "auth.directory_linked", "local account linked to a directory entry"
     AUTH_LOGIN = "auth.login", "log-in"
     AUTH_LOGIN_FAILED = "auth.login_failed", "failed log-in"
+    AUTH_REAUTHENTICATED = "auth.reauthenticated", "password given again before a key release"
     AUTH_ROLES_CHANGED = "auth.roles_changed", "roles changed by the directory"
     # ca
     CA_CREATED = "ca.created", "CA created"

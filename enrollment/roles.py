@@ -9,6 +9,8 @@ APPROVERS = "Approvers"
 AUDITORS = "Auditors"
 PKI_ADMINISTRATORS = "PKI administrators"
 KEY_RECOVERY_AGENTS = "Key recovery agents"
+# Every role but the employee's: their holders get the shorter idle timeout and (later) a second factor.
+TRUSTED_ROLES = (APPROVERS, AUDITORS, PKI_ADMINISTRATORS, KEY_RECOVERY_AGENTS)
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     APPROVERS: [

@@ -11,6 +11,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.downloads import attachment
+from core.sessions import fresh_authentication_required
 from core.exceptions import NotFound, PortalError, error_message
 from enrollment.models import Employee
 from enrollment.pki.serials import normalize_serial
@@ -113,6 +114,7 @@ def _download(request, *, request_id: int, serial: str | None):
 
 @login_required
 @never_cache
+@fresh_authentication_required
 @sensitive_post_parameters("passphrase", "passphrase_again")
 @require_http_methods(["GET", "POST"])
 def download_pkcs12(request, request_id: int, serial: str):
@@ -121,6 +123,7 @@ def download_pkcs12(request, request_id: int, serial: str):
 
 @login_required
 @never_cache
+@fresh_authentication_required
 @sensitive_post_parameters("passphrase", "passphrase_again")
 @require_http_methods(["GET", "POST"])
 def download_history(request, request_id: int):

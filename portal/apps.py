@@ -7,6 +7,7 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401, I001 - importing it registers the system checks
-        from . import receivers
+        from . import receivers, sessions
 
         receivers.connect()
+        sessions.connect()

@@ -21,3 +21,7 @@ class RevokeOwnForm(forms.Form):
         ],
     )
     confirm = forms.BooleanField(label="I understand that revocation is final.")
+
+
+class ReauthenticateForm(forms.Form):
+    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}), strip=False)

@@ -117,6 +117,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_filters",
     "portal",
     "audit",
     "enrollment",
@@ -133,6 +134,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "audit.middleware.AuditSourceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.sessions.SessionPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -166,8 +168,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -190,6 +193,13 @@ LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "login"
 
 SESSION_COOKIE_HTTPONLY = True
+# Session rules (portal/sessions.py): idle timeouts, an absolute lifetime, and how recent the
+# password must be before a private key is released (PKCS#12 and recovered-key downloads).
+PORTAL_SESSION_IDLE_MINUTES_TRUSTED = env.int("PORTAL_SESSION_IDLE_MINUTES_TRUSTED", default=30)
+PORTAL_SESSION_IDLE_MINUTES = env.int("PORTAL_SESSION_IDLE_MINUTES", default=240)
+PORTAL_SESSION_MAX_HOURS = env.int("PORTAL_SESSION_MAX_HOURS", default=12)
+PORTAL_REAUTH_MINUTES = env.int("PORTAL_REAUTH_MINUTES", default=5)
+SESSION_COOKIE_AGE = PORTAL_SESSION_MAX_HOURS * 3600
 SESSION_COOKIE_SECURE = env.bool("PORTAL_SECURE_COOKIES", default=not DEVELOPMENT)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
@@ -291,6 +301,12 @@ PORTAL_KEY_SEPARATION = env.bool("PORTAL_KEY_SEPARATION", default=False)
 PORTAL_CA_KEY_DIR = Path(env.str("PORTAL_CA_KEY_DIR", default=str(DATA_DIR / "ca"))).resolve()
 # Encrypts the CA key files; never stored in the database.
 PORTAL_CA_PASSPHRASE = secret("PORTAL_CA_PASSPHRASE")
+# CA keys in an HSM (key backend "pkcs11"): the vendor's PKCS#11 module, the token (found by
+# label) that init_ca generates new CA keys in, and the token's user PIN. No default module:
+# a software token must never stand in for the HSM unnoticed.
+PORTAL_PKCS11_MODULE = env.str("PORTAL_PKCS11_MODULE", default="")
+PORTAL_PKCS11_TOKEN_LABEL = env.str("PORTAL_PKCS11_TOKEN_LABEL", default="")
+PORTAL_PKCS11_PIN = secret("PORTAL_PKCS11_PIN", generated=False)
 # Key-encryption key of the employees' pickup copies; never stored in the database.
 PORTAL_PICKUP_KEK = secret("PORTAL_PICKUP_KEK")
 # Audit log anchors (`manage.py audit_checkpoint`): HMAC key, and the append-only file they go to

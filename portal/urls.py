@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import views
+from . import api, views
 
 portal_patterns = [
     path("", views.home, name="home"),
@@ -19,8 +19,11 @@ urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("reauthenticate/", views.reauthenticate, name="reauthenticate"),
     path("", include("enrollment.revocation.urls")),
     path("api/v1/", include("enrollment.api.urls")),
+    path("api/v1/tokens/", api.TokenListCreateView.as_view(), name="api-token-list"),
+    path("api/v1/tokens/<int:token_id>/", api.TokenDetailView.as_view(), name="api-token-detail"),
     path("api/v1/", include("escrow.api.recovery_urls")),
     path("api/v1/", include("audit.api.urls")),
     path("recovery/", include(("escrow.urls", "escrow"))),

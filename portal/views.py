@@ -5,25 +5,32 @@ from datetime import timedelta
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from enrollment import selectors
 from enrollment.revocation.services import certificate_revoke
 from enrollment.services.issuance import certificate_pkcs12_export
 from enrollment.services.requests import certificate_renewal_request, certificate_request_create
+from audit.events import AuditAction
+from audit.services import audit_record
 from core.downloads import attachment
+from core.sessions import fresh_authentication_required, mark_authenticated
 from core.exceptions import NotFound, PortalError, error_message
 from enrollment.models import Employee
 
 from escrow.forms import Pkcs12DownloadForm
 
-from .forms import CertificateRequestForm, RevokeOwnForm
+from .forms import CertificateRequestForm, ReauthenticateForm, RevokeOwnForm
 
 
 def _employee(user) -> Employee | None:
@@ -109,6 +116,7 @@ def renew_certificate(request, serial: str):
 
 @login_required
 @never_cache
+@fresh_authentication_required
 @require_http_methods(["GET", "POST"])
 def download_pkcs12(request, serial: str):
     try:
@@ -162,3 +170,23 @@ def ca_chain(request):
 @require_GET
 def install_help(request):
     return render(request, "portal/install.html")
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "POST"])
+def reauthenticate(request):
+    """The password again, before a private key leaves the portal (core.sessions)."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        target = reverse("portal:home")
+    form = ReauthenticateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        confirmed = authenticate(request, username=request.user.get_username(), password=form.cleaned_data["password"])
+        if confirmed is not None and confirmed.pk == request.user.pk:
+            mark_authenticated(request)
+            audit_record(action=AuditAction.AUTH_REAUTHENTICATED, actor=request.user, details={"next": target[:200]})
+            return redirect(target)
+        form.add_error("password", "That is not your password.")
+    return render(request, "portal/reauthenticate.html", {"form": form, "next": target})
