@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 # Debian packages: building python-ldap, and the real clients/servers the tests drive.
 BUILD_PACKAGES := gcc python3-dev python3-venv libldap2-dev libsasl2-dev
-TEST_PACKAGES := openssl libnss3-tools slapd ldap-utils chromium
+TEST_PACKAGES := openssl libnss3-tools slapd ldap-utils chromium softhsm2 opensc
 
 .PHONY: run test test-postgres lint setup setup-dev system-packages system-test-packages clean-demo redis redis-package
 

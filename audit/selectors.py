@@ -1,9 +1,8 @@
-"""Reads of the audit log as auditors see it: filtered lists and the chain's status."""
+"""Reads of the audit log as auditors see it: the events in chain order and the chain's status."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.db.models import QuerySet
 
@@ -20,35 +19,9 @@ def audit_log_visible_to(*, user) -> bool:
     return bool(user is not None and user.is_active and user.has_perm("audit.view_auditevent"))
 
 
-def audit_event_list(
-    *,
-    action: str | None = None,
-    actor: str | None = None,
-    object_type: str | None = None,
-    object_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> QuerySet[AuditEvent]:
-    """Events in id (= chain) order. `action` ending in "." or "*" is a prefix ("recovery." or "recovery.*")."""
-    events = AuditEvent.objects.order_by("id")
-    if action:
-        if action.endswith("*"):
-            events = events.filter(action__startswith=action[:-1])
-        elif action.endswith("."):
-            events = events.filter(action__startswith=action)
-        else:
-            events = events.filter(action=action)
-    if actor:
-        events = events.filter(actor_name=actor)
-    if object_type:
-        events = events.filter(object_type=object_type)
-    if object_id:
-        events = events.filter(object_id=object_id)
-    if since is not None:
-        events = events.filter(timestamp__gte=since)
-    if until is not None:
-        events = events.filter(timestamp__lt=until)
-    return events
+def audit_events() -> QuerySet[AuditEvent]:
+    """Every event in id (= chain) order; the API's filters are audit.api.filters."""
+    return AuditEvent.objects.order_by("id")
 
 
 @dataclass(frozen=True)

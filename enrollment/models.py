@@ -22,6 +22,7 @@ class KeyBackendName(models.TextChoices):
     """Where a CA's private key is reached (enrollment.keystore.ca); named per CA."""
 
     FILE = "file", "PKCS#8 file encrypted with PORTAL_CA_PASSPHRASE"
+    PKCS11 = "pkcs11", "PKCS#11 token (HSM); the key never leaves it"
     NONE = "none", "no key here (an imported parent CA)"
 
 
@@ -39,7 +40,8 @@ class CertificateAuthority(models.Model):
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     certificate_der = models.BinaryField()
     key_backend = models.CharField(max_length=32, choices=KeyBackendName.choices, default=KeyBackendName.FILE)
-    # Where the key backend finds the key: a file path for the encrypted-file backend.
+    # Where the key backend finds the key: a file path for the encrypted-file backend, an
+    # RFC 7512 URI "pkcs11:token=<token label>;object=<key label>" for the PKCS#11 backend.
     key_reference = models.CharField(max_length=500, blank=True)
     is_issuing = models.BooleanField(default=False, help_text="Signs employees' certificates.")
     # The public base URL baked into the certificates this CA signs (CRL, caIssuers).

@@ -30,6 +30,14 @@ def recovery_visible_to(*, user, request_id: int) -> RecoveryRequest:
     return request
 
 
+def recovery_of_recipient(*, user, request_id: int) -> RecoveryRequest:
+    """The request, for its recipient only: anyone else gets a 404, whether or not it exists."""
+    request = recovery_visible_to(user=user, request_id=request_id)
+    if request.recipient_id != user.pk:
+        raise NotFound(f"There is no recovered key for you under request #{request_id}.")
+    return request
+
+
 def recovery_certificates(request: RecoveryRequest) -> list[Certificate]:
     """The certificates whose escrowed keys the request covers, oldest first."""
     if request.certificate_id:

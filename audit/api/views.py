@@ -5,25 +5,21 @@ Nobody writes through here; PUT, PATCH, POST and DELETE are 405 for everyone.
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
-from core.api.schema import error_responses
 from audit import selectors
 from audit.services import AUDIT_EXPORT_COLUMNS, audit_export_csv
+from core.api.schema import error_responses
+from core.api.views import ListView
 
-from .serializers import AuditEventFilterSerializer, AuditEventSerializer
-
-
-class CanReadAuditLog(BasePermission):
-    message = "Only auditors can read the audit log."
-
-    def has_permission(self, request, view) -> bool:
-        return selectors.audit_log_visible_to(user=request.user)
+from .filters import AuditEventFilter
+from .permissions import IsAuditor
+from .serializers import AuditEventSerializer
 
 
 class AuditCsvRenderer(BaseRenderer):
@@ -47,25 +43,26 @@ class CsvOnly(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-
-
 def json_errors(*codes: int) -> dict:
     """Errors are JSON whatever was asked for (see handle_exception)."""
     return {(code, "application/json"): response for code, response in error_responses(*codes).items()}
 
 
-class AuditEventListView(generics.ListAPIView):
+class AuditEventListView(ListView):
     serializer_class = AuditEventSerializer
-    permission_classes = [IsAuthenticated, CanReadAuditLog]
+    permission_classes = [IsAuthenticated, IsAuditor]
     renderer_classes = [JSONRenderer, AuditCsvRenderer]
-
-    def filters(self) -> dict:
-        serializer = AuditEventFilterSerializer(data=self.request.query_params)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+    filterset_class = AuditEventFilter
 
     def get_queryset(self):
-        return selectors.audit_event_list(**self.filters())
+        return selectors.audit_events()
+
+    def checked_filters(self) -> AuditEventFilter:
+        """The query's filters, checked as for the JSON list (a 400 naming the field otherwise)."""
+        filterset = self.filterset_class(self.request.query_params, queryset=self.get_queryset(), request=self.request)
+        if not filterset.is_valid():
+            raise translate_validation(filterset.errors)
+        return filterset
 
     def handle_exception(self, exc):
         # Errors are JSON even when CSV was asked for.
@@ -74,10 +71,8 @@ class AuditEventListView(generics.ListAPIView):
         return super().handle_exception(exc)
 
     def csv_response(self) -> StreamingHttpResponse:
-        filters = self.filters()
-        lines = audit_export_csv(
-            actor=self.request.user, events=selectors.audit_event_list(**filters), via="api", filters=filters
-        )
+        filters = self.checked_filters()
+        lines = audit_export_csv(actor=self.request.user, events=filters.qs, via="api", filters=filters.given())
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="audit-events-{stamp}.csv"'
@@ -90,7 +85,6 @@ class AuditEventListView(generics.ListAPIView):
         "`?format=csv` returns all matching events as one streamed CSV with the columns "
         + ", ".join(AUDIT_EXPORT_COLUMNS)
         + ".",
-        parameters=[AuditEventFilterSerializer],
         responses={
             (200, "application/json"): AuditEventSerializer(many=True),
             (200, "text/csv"): OpenApiTypes.STR,
@@ -113,7 +107,7 @@ class AuditEventCsvView(AuditEventListView):
         description="Auditors only. All events matching the filters, oldest first, streamed as CSV with the "
         "columns " + ", ".join(AUDIT_EXPORT_COLUMNS) + ". Cells that a spreadsheet would run as a formula "
         "(starting with = + - @) are prefixed with '. The export is itself recorded as an audit event.",
-        parameters=[AuditEventFilterSerializer],
+        filters=True,
         responses={(200, "text/csv"): OpenApiTypes.STR, **json_errors(400, 401, 403)},
     )
     def get(self, request, *args, **kwargs):

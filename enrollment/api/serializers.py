@@ -3,6 +3,7 @@
 Serializers check the shape of input; the services decide (permissions, states, policy).
 """
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -10,13 +11,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api.views import MAX_ID
 from enrollment.models import Certificate, CertificateAuthority, CertificateRequest, DirectoryPublication, Employee
 from enrollment.pki.crl import REVOCATION_REASON_NAMES
 from enrollment.pki.keys import KEY_TYPES
 from enrollment.pki.pkcs12 import MIN_PASSPHRASE_LENGTH, PKCS12_FORMATS
 from enrollment.pki.profiles import CERTIFICATE_TYPES, name_text
-
-MAX_ID = 2**63 - 1
 
 
 def _choice(choices: dict | list, *, what: str, **kwargs) -> serializers.ChoiceField:
@@ -83,16 +83,6 @@ class CertificateSerializer(CertificateListSerializer):
 
     def get_pem(self, obj) -> str:
         return obj.x509.public_bytes(Encoding.PEM).decode()
-
-
-class CertificateFilterSerializer(serializers.Serializer):
-    status = _choice(Certificate.Status.values, what="certificate status", required=False)
-    mailbox = serializers.EmailField(required=False, max_length=254, help_text="Exact mailbox, any case.")
-    expiring_before = serializers.DateTimeField(
-        required=False, help_text="Only certificates whose notAfter is before this ISO 8601 date-time."
-    )
-    key_type = _choice(KEY_TYPES, what="key type", required=False)
-    certificate_type = _choice(CERTIFICATE_TYPES, what="certificate type", required=False)
 
 
 class Pkcs12Serializer(serializers.Serializer):
@@ -177,21 +167,6 @@ class CertificateRequestCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class RequestFilterSerializer(serializers.Serializer):
-    state = _choice(CertificateRequest.State.values, what="request state", required=False)
-    key_type = _choice(KEY_TYPES, what="key type", required=False)
-    certificate_type = _choice(CERTIFICATE_TYPES, what="certificate type", required=False)
-    mailbox = serializers.EmailField(required=False, max_length=254, help_text="The employee's mailbox, any case.")
-    created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
-    created_before = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")
-
-    def validate(self, attrs):
-        after, before = attrs.get("created_after"), attrs.get("created_before")
-        if after and before and after >= before:
-            raise serializers.ValidationError({"created_before": "Must be later than created_after."})
-        return attrs
-
-
 class RejectSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=2000,
@@ -234,8 +209,6 @@ class CertificateAuthoritySerializer(serializers.ModelSerializer):
         return obj.certificate.not_valid_after_utc.isoformat().replace("+00:00", "Z")
 
     def get_fingerprint_sha256(self, obj) -> str:
-        from cryptography.hazmat.primitives import hashes
-
         return obj.certificate.fingerprint(hashes.SHA256()).hex()
 
     def get_pem(self, obj) -> str:
@@ -290,11 +263,6 @@ class EmployeeUpdateSerializer(EmployeeWriteSerializer):
             self.fields[name].default = serializers.empty
 
 
-class EmployeeFilterSerializer(serializers.Serializer):
-    mail = serializers.EmailField(required=False, max_length=254, help_text="Exact mailbox, any case.")
-    department = serializers.CharField(required=False, max_length=128, help_text="Exact department.")
-
-
 class OffboardSerializer(serializers.Serializer):
     employee = EmployeeSerializer()
     revoked = serializers.ListField(child=serializers.CharField(), help_text="Serials of the certificates revoked now.")
@@ -320,8 +288,3 @@ class PublicationRetrySerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     error = serializers.CharField(help_text="Why the attempt failed; empty when it succeeded.")
     publication = PublicationSerializer()
-
-
-class PublicationFilterSerializer(serializers.Serializer):
-    state = _choice(DirectoryPublication.State.values, what="publication state", required=False)
-    mailbox = serializers.EmailField(required=False, max_length=254, help_text="Exact mailbox, any case.")

@@ -7,7 +7,7 @@ afterwards, with an audit event for every attempt. Callers:
 - the post_issue_certificate receiver: publication_schedule() inside the issuance
   transaction, then tasks.directory_publication_run() after commit;
 - revocation (later): publication_schedule_removal() in its transaction, then the same task;
-- the admin's "Retry publication now" action: publication_attempt() per row;
+- the admin's "Retry publication now" action and the API's retry: publications_retry();
 - `manage.py publish_pending` (cron / a periodic task): publications_drain().
 
 Also here: ca_entry_publish() (the CA certificate and CRL on PORTAL_LDAP_CA_ENTRY_DN, after
@@ -18,7 +18,7 @@ log-in copies into the portal: the Employee row and the roles the directory deci
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,10 +29,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.events import AuditAction
-
 from audit.services import audit_record
-
-from core.exceptions import PortalError
+from core.exceptions import ConfigurationError, NotAllowed, NotFound, PortalError
 
 from ..models import Certificate, CertificateAuthority, DirectoryPublication, Employee
 from ..revocation.services import crl_current
@@ -49,6 +47,7 @@ REMOVE_STATES = (State.REMOVE_PENDING, State.REMOVE_FAILED)
 DUE_STATES = PUBLISH_STATES + REMOVE_STATES
 # While one worker talks to the directory about a row, others leave it alone this long.
 CLAIM_SECONDS = 300
+NO_DIRECTORY = "No directory is configured (PORTAL_LDAP_URI is empty)."
 
 
 def directory_config() -> DirectoryConfig | None:
@@ -195,7 +194,7 @@ def publication_attempt(
     try:
         config = connection.config if connection is not None else directory_config()
         if config is None:
-            raise DirectoryUnavailable("No directory is configured (PORTAL_LDAP_URI is empty).")
+            raise DirectoryUnavailable(NO_DIRECTORY)
     except PortalError as exc:  # ConfigurationError too: recorded, like the directory's own errors
         _record_failure(publication=publication, operation=operation, error=exc.message, actor=actor)
         return AttemptResult(publication=publication, operation=operation, ok=False, error=exc.message, unavailable=True)
@@ -340,6 +339,23 @@ def publications_due(*, now: datetime | None = None, include_not_due: bool = Fal
     return rows.order_by("next_attempt_at", "pk")
 
 
+def _attempts(pks: Iterable[int], *, config: DirectoryConfig, actor=None) -> Iterator[AttemptResult]:
+    """Attempt the rows one after another over one connection (network outside any transaction).
+
+    Stops after an attempt that found the directory unusable (unreachable, TLS, bind refused):
+    the others would fail alike. Rows that no longer exist are passed over.
+    """
+    with DirectoryClient(config) as client:
+        for pk in pks:
+            publication = DirectoryPublication.objects.filter(pk=pk).first()
+            if publication is None:
+                continue
+            result = publication_attempt(publication=publication, connection=client, actor=actor)
+            yield result
+            if result.unavailable:
+                return
+
+
 def publications_drain(
     *, now: datetime | None = None, include_not_due: bool = False, limit: int | None = None
 ) -> DrainSummary:
@@ -358,32 +374,65 @@ def publications_drain(
         summary.unavailable = exc.message
         return summary
     if config is None:
-        summary.unavailable = "No directory is configured (PORTAL_LDAP_URI is empty)."
+        summary.unavailable = NO_DIRECTORY
         return summary
-    with DirectoryClient(config) as client:
-        for pk in rows:
-            publication = DirectoryPublication.objects.filter(pk=pk).first()
-            if publication is None:
-                continue
-            result = publication_attempt(publication=publication, connection=client)
-            if result.skipped:
-                summary.due -= 1
-                continue
-            if not result.ok:
-                summary.failed += 1
-                summary.errors.append(f"{result.publication.certificate.serial}: {result.error}")
-                if result.unavailable:
-                    summary.unavailable = result.error
-                    break
-                continue
-            state = result.publication.state
-            if state == State.PUBLISHED:
-                summary.published += 1
-            elif state == State.SUPERSEDED:
-                summary.superseded += 1
-            else:
-                summary.removed += 1
+    for result in _attempts(rows, config=config):
+        if result.skipped:
+            summary.due -= 1
+            continue
+        if not result.ok:
+            summary.failed += 1
+            summary.errors.append(f"{result.publication.certificate.serial}: {result.error}")
+            if result.unavailable:
+                summary.unavailable = result.error
+            continue
+        state = result.publication.state
+        if state == State.PUBLISHED:
+            summary.published += 1
+        elif state == State.SUPERSEDED:
+            summary.superseded += 1
+        else:
+            summary.removed += 1
     return summary
+
+
+# --- Retry now (the admin action and the API): chosen rows, due or not -------------------
+
+
+class DirectoryNotConfigured(ConfigurationError):
+    """PORTAL_LDAP_URI is empty: there is nothing to publish to."""
+
+
+@dataclass
+class RetryOutcome:
+    # One result per row attempted, in id order (a result may be `skipped`: nothing to do).
+    results: list[AttemptResult] = field(default_factory=list)
+    # The ids left when an attempt found the directory unusable (its result says why).
+    not_attempted: list[int] = field(default_factory=list)
+
+
+def publications_retry(*, publication_ids: Iterable[int], actor) -> RetryOutcome:
+    """Attempt the given directory publications now, whether due or not, over one connection.
+
+    Each attempt is recorded on its row and audited with `actor` (publication_attempt); a failed
+    attempt is an outcome, not an exception. When one finds the directory unusable the rest are
+    not attempted (`not_attempted`). Raises NotAllowed without enrollment.retry_directorypublication,
+    NotFound for an unknown id, DirectoryNotConfigured without PORTAL_LDAP_URI and
+    ConfigurationError for directory settings that cannot work; then nothing is attempted.
+    """
+    if actor is not None and not (actor.is_active and actor.has_perm("enrollment.retry_directorypublication")):
+        raise NotAllowed("You may not retry directory publications.")
+    pks = sorted(set(publication_ids))
+    missing = sorted(set(pks) - set(DirectoryPublication.objects.filter(pk__in=pks).values_list("pk", flat=True)))
+    if missing:
+        raise NotFound(f"There is no directory publication {', '.join(f'#{pk}' for pk in missing)}.")
+    config = directory_config()
+    if config is None:
+        raise DirectoryNotConfigured(NO_DIRECTORY)
+    outcome = RetryOutcome(results=list(_attempts(pks, config=config, actor=actor)))
+    if outcome.results and outcome.results[-1].unavailable:
+        outcome.not_attempted = [pk for pk in pks if pk > outcome.results[-1].publication.pk]
+    return outcome
 
 
 # --- The CA entry: CA certificate and current CRL ----------------------------------------
@@ -474,10 +523,16 @@ def directory_user_sync(
     `roles` names only the roles the directory decides (a group DN is configured for them),
     each with whether the user is a member now: those are granted or taken away; every other
     role (Key recovery agents, say) is left alone. A role member gets is_staff (the admin);
-    losing the last role takes it away again unless the user is a superuser. Without a mail
+    losing the last role takes it away again. Without a mail
     address there is no Employee row (an approver need not be an employee); an existing row
     keeps its department.
+
+    Only for directory accounts (the caller, portal/ldap_auth.py, decides which users those
+    are): superusers are local accounts and are refused here too (PortalError), and nothing
+    here ever sets is_superuser.
     """
+    if user.is_superuser:
+        raise PortalError(f"{user.get_username()} is a superuser; the directory never changes superusers")
     result = DirectoryUserSync()
     current = set(user.groups.values_list("name", flat=True))
     result.granted = sorted(role for role, member in roles.items() if member and role not in current)

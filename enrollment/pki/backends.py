@@ -1,7 +1,7 @@
 """CA key backends: the only way the rest of the portal reaches a CA private key.
 
-The default keeps the key in a passphrase-encrypted PKCS#8 PEM file; a PKCS#11 backend can
-implement the same small protocol later.
+The default keeps the key in a passphrase-encrypted PKCS#8 PEM file; enrollment.pki.pkcs11
+implements the same small protocol for a key that stays in an HSM.
 """
 
 from __future__ import annotations

@@ -58,10 +58,9 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
 
 
-def _self_signed(
-    *, key: PrivateKey, subject: x509.Name, validity_days: int, path_length: int | None
-) -> x509.Certificate:
-    public_key = key.public_key()
+def _self_signed_builder(
+    *, public_key: PublicKey, subject: x509.Name, validity_days: int, path_length: int | None
+) -> x509.CertificateBuilder:
     start, end = validity_window(_now(), validity_days)
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
     builder = (
@@ -81,25 +80,52 @@ def _self_signed(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
         )
     )
-    return builder.sign(key, signature_hash_for(key))
+    return builder
+
+
+def root_certificate_builder(
+    *, public_key: PublicKey, subject: x509.Name, validity_days: int = 7300
+) -> x509.CertificateBuilder:
+    """Self-signed root; no pathLenConstraint, no EKU, no policies (SBR 7.1.2.1).
+
+    Unsigned, for a key the portal cannot hold (PKCS#11): sign it with the root's own backend.
+    """
+    return _self_signed_builder(
+        public_key=public_key, subject=subject, validity_days=validity_days, path_length=None
+    )
 
 
 def create_root_certificate(
     *, key: PrivateKey, subject: x509.Name, validity_days: int = 7300
 ) -> x509.Certificate:
-    """Self-signed root; no pathLenConstraint, no EKU, no policies (SBR 7.1.2.1)."""
-    return _self_signed(key=key, subject=subject, validity_days=validity_days, path_length=None)
+    """The root certificate of root_certificate_builder, signed with `key` in memory."""
+    builder = root_certificate_builder(
+        public_key=key.public_key(), subject=subject, validity_days=validity_days
+    )
+    return builder.sign(key, signature_hash_for(key))
 
 
-def self_signed_issuing_certificate(
-    *, key: PrivateKey, subject: x509.Name, validity_days: int = 3650
-) -> x509.Certificate:
+def self_signed_issuing_builder(
+    *, public_key: PublicKey, subject: x509.Name, validity_days: int = 3650
+) -> x509.CertificateBuilder:
     """Single-tier option: a self-signed CA that issues subscriber certificates directly.
 
     pathLen 0 because it never certifies another CA. (Publicly trusted roots may not issue
     subscriber certificates; for an enterprise trust anchor it is a deliberate trade-off.)
     """
-    return _self_signed(key=key, subject=subject, validity_days=validity_days, path_length=0)
+    return _self_signed_builder(
+        public_key=public_key, subject=subject, validity_days=validity_days, path_length=0
+    )
+
+
+def self_signed_issuing_certificate(
+    *, key: PrivateKey, subject: x509.Name, validity_days: int = 3650
+) -> x509.Certificate:
+    """The certificate of self_signed_issuing_builder, signed with `key` in memory."""
+    builder = self_signed_issuing_builder(
+        public_key=key.public_key(), subject=subject, validity_days=validity_days
+    )
+    return builder.sign(key, signature_hash_for(key))
 
 
 def _issued_by(
@@ -212,7 +238,9 @@ def is_key_recovery_agent_certificate(cert: x509.Certificate) -> bool:
 __all__ = [
     "KEY_RECOVERY_AGENT_OID",
     "ca_subject",
+    "root_certificate_builder",
     "create_root_certificate",
+    "self_signed_issuing_builder",
     "self_signed_issuing_certificate",
     "issuing_ca_builder",
     "kra_certificate_builder",

@@ -42,7 +42,7 @@ def ocsp_respond(*, ca_slug: str, request_der: bytes, now: datetime | None = Non
     sign (key file or passphrase problem) `internalError`, logged.
     """
     ca = CertificateAuthority.objects.filter(slug=ca_slug).first() if isinstance(ca_slug, str) else None
-    if ca is not None and (ca.key_backend != KeyBackendName.FILE or not ca.key_reference):
+    if ca is not None and (ca.key_backend == KeyBackendName.NONE or not ca.key_reference):
         ca = None  # e.g. an imported root without its key: nobody here can sign for it
     now = now or timezone.now()
     try:

@@ -18,10 +18,12 @@ from django.db import transaction
 from audit.events import AuditAction
 from audit.services import audit_record
 
-from ..keystore.ca import key_backend_for, store_ca_key
+from ..keystore.ca import key_backend_for, pkcs11_ca_key_create, store_ca_key
 from ..models import CertificateAuthority, KeyBackendName
 from ..pki import ca as pki_ca
-from ..pki.keys import generate_private_key
+from ..pki.backends import InMemoryKeyBackend, KeyBackend
+from ..pki.keys import PublicKey, generate_private_key
+from ..pki.pkcs11 import new_key_label
 from ..pki.profiles import IssuerInfo, Organization, name_text
 
 
@@ -41,13 +43,18 @@ def issuer_info(ca: CertificateAuthority) -> IssuerInfo:
     )
 
 
-def _ca_row(
-    *, slug, certificate, key_reference, key_backend=KeyBackendName.FILE, parent=None, is_issuing=False, base_url
-):
+def _ca_row_check(*, slug: str, is_issuing: bool) -> None:
+    # Checked before any key is made: a refused CA must not leave a key behind in a token.
     if CertificateAuthority.objects.filter(slug=slug).exists():
         raise ValidationError({"slug": f"A CA named {slug!r} exists already."})
     if is_issuing and CertificateAuthority.objects.filter(is_issuing=True).exists():
         raise ValidationError("An issuing CA exists already; this portal signs with one issuing CA at a time.")
+
+
+def _ca_row(
+    *, slug, certificate, key_reference, key_backend=KeyBackendName.FILE, parent=None, is_issuing=False, base_url
+):
+    _ca_row_check(slug=slug, is_issuing=is_issuing)
     ca = CertificateAuthority(
         slug=slug,
         common_name=certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value,
@@ -60,8 +67,25 @@ def _ca_row(
     )
     ca.full_clean()
     ca.save()
-    audit_record(action=AuditAction.CA_CREATED, obj=ca, details={"slug": slug, "subject": name_text(certificate.subject)})
+    details = {"slug": slug, "subject": name_text(certificate.subject), "key_backend": str(key_backend)}
+    if key_backend == KeyBackendName.PKCS11:
+        details["key_reference"] = key_reference  # token and key label, for the key ceremony's record
+    audit_record(action=AuditAction.CA_CREATED, obj=ca, details=details)
     return ca
+
+
+def _ca_key_create(
+    *, key_backend: str, key_type: str, slug: str, key_label: str | None
+) -> tuple[str, KeyBackend, PublicKey]:
+    """A new CA key: (key reference for the CA row, a backend that signs with it, its public key)."""
+    if key_backend == KeyBackendName.PKCS11:
+        if not key_label:
+            raise ValueError("a CA key in a PKCS#11 token needs a label")
+        return pkcs11_ca_key_create(key_label=key_label, key_type=key_type)
+    if key_backend != KeyBackendName.FILE:
+        raise ValidationError({"key_backend": f"A new CA key goes to a file or a PKCS#11 token, not {key_backend!r}."})
+    key = generate_private_key(key_type)
+    return store_ca_key(slug=slug, key=key), InMemoryKeyBackend(key), key.public_key()
 
 
 _INTERNAL_SUFFIXES = (".local", ".localhost", ".localdomain", ".internal", ".lan", ".home", ".corp", ".intranet")
@@ -95,40 +119,69 @@ def ca_create(
     slug: str = "issuing-ca",
     root_slug: str = "root-ca",
     base_url: str | None = None,
+    key_backend: str = KeyBackendName.FILE,
+    pkcs11_key_label: str | None = None,
 ) -> CertificateAuthority:
-    """A new issuing CA: under a new self-signed root, or self-signed itself (single tier)."""
+    """A new issuing CA: under a new self-signed root, or self-signed itself (single tier).
+
+    `key_backend` PKCS11 generates the keys inside the PORTAL_PKCS11_TOKEN_LABEL token (the
+    root's too: a root key in a file beside an HSM-held issuing key would be the weaker link)
+    and signs through it. `pkcs11_key_label` names the issuing CA key (default: from the
+    slug, with a random suffix); the root key is labelled "<that label>-root".
+    """
     organization = organization or organization_from_settings()
     base_url = validate_base_url(base_url or settings.PORTAL_BASE_URL)
     subject = pki_ca.ca_subject(common_name=common_name, organization=organization)
-    issuing_key = generate_private_key(key_type)
+    _ca_row_check(slug=slug, is_issuing=True)
+    if not single_tier:
+        _ca_row_check(slug=root_slug, is_issuing=False)
+        if root_slug == slug:
+            raise ValidationError({"slug": "The root CA and the issuing CA need different names."})
+    if key_backend == KeyBackendName.PKCS11:
+        pkcs11_key_label = pkcs11_key_label or new_key_label(slug)
+    elif pkcs11_key_label:
+        raise ValidationError({"pkcs11_key_label": "A PKCS#11 key label needs the pkcs11 key backend."})
+    issuing_reference, issuing_backend, issuing_public_key = _ca_key_create(
+        key_backend=key_backend, key_type=key_type, slug=slug, key_label=pkcs11_key_label
+    )
     if single_tier:
-        certificate = pki_ca.self_signed_issuing_certificate(key=issuing_key, subject=subject)
+        certificate = issuing_backend.sign_certificate(
+            pki_ca.self_signed_issuing_builder(public_key=issuing_public_key, subject=subject)
+        )
         return _ca_row(
             slug=slug,
             certificate=certificate,
-            key_reference=store_ca_key(slug=slug, key=issuing_key),
+            key_reference=issuing_reference,
+            key_backend=key_backend,
             is_issuing=True,
             base_url=base_url,
         )
-    root_key = generate_private_key(key_type)
+    root_reference, root_backend, root_public_key = _ca_key_create(
+        key_backend=key_backend,
+        key_type=key_type,
+        slug=root_slug,
+        key_label=f"{pkcs11_key_label}-root" if pkcs11_key_label else None,
+    )
     root_subject = pki_ca.ca_subject(
         common_name=root_common_name or f"{organization.name} Root CA", organization=organization
     )
-    root_certificate = pki_ca.create_root_certificate(key=root_key, subject=root_subject)
+    root_certificate = root_backend.sign_certificate(
+        pki_ca.root_certificate_builder(public_key=root_public_key, subject=root_subject)
+    )
     root = _ca_row(
         slug=root_slug,
         certificate=root_certificate,
-        key_reference=store_ca_key(slug=root_slug, key=root_key),
+        key_reference=root_reference,
+        key_backend=key_backend,
         base_url=base_url,
     )
-    builder = pki_ca.issuing_ca_builder(
-        public_key=issuing_key.public_key(), subject=subject, issuer=issuer_info(root)
-    )
+    builder = pki_ca.issuing_ca_builder(public_key=issuing_public_key, subject=subject, issuer=issuer_info(root))
     certificate = key_backend_for(root).sign_certificate(builder)
     return _ca_row(
         slug=slug,
         certificate=certificate,
-        key_reference=store_ca_key(slug=slug, key=issuing_key),
+        key_reference=issuing_reference,
+        key_backend=key_backend,
         parent=root,
         is_issuing=True,
         base_url=base_url,

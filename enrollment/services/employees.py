@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -14,11 +15,42 @@ from core.exceptions import NotAllowed, SeparationOfDuties
 from ..models import Certificate, CertificateRequest, Employee
 from ..revocation.services import certificate_revoke
 
+# What a PKI administrator may change on an employee record. Never `user`: an identity is
+# not re-linked to another account (its certificates, keys and recoveries follow the account).
+EMPLOYEE_FIELDS = ("mail", "given_name", "surname", "department", "directory_dn")
+
+
+def mail_domain_error(mail: str) -> str:
+    """Why this CA does not certify `mail` (PORTAL_MAIL_DOMAINS; empty: any domain), or ""."""
+    domain = mail.rsplit("@", 1)[-1].lower()
+    allowed = [name.lower() for name in settings.PORTAL_MAIL_DOMAINS]
+    if allowed and domain not in allowed:
+        return f"This CA does not certify addresses at {domain}."
+    return ""
+
+
+def _normalized(fields: dict) -> dict:
+    values = {name: (value or "").strip() for name, value in fields.items()}
+    if "mail" in values:
+        values["mail"] = values["mail"].lower()
+    return values
+
+
+def _require(actor, permission: str, message: str) -> None:
+    if actor is not None and not (actor.is_active and actor.has_perm(permission)):
+        raise NotAllowed(message)
+
 
 @transaction.atomic
 def employee_upsert(
     *, user, mail: str, given_name: str = "", surname: str = "", department: str = "", directory_dn: str = ""
 ) -> Employee:
+    """The employee record of `user`, created or overwritten; no audit event, no domain rule.
+
+    For the directory log-in sync and the demo bootstrap only (the directory is the source of
+    truth there; a mailbox outside PORTAL_MAIL_DOMAINS still gets its record, and the request
+    is refused instead). People change employees through employee_create / employee_update.
+    """
     employee = Employee.objects.filter(user=user).first() or Employee(user=user)
     employee.mail = mail.strip().lower()
     employee.given_name = given_name.strip()
@@ -33,38 +65,117 @@ def employee_upsert(
 @transaction.atomic
 def employee_create(*, actor, username: str, mail: str, **fields) -> Employee:
     """A new employee record, with a password-less account when the username has none
-    (a directory log-in or a PKI administrator gives it a way in later)."""
+    (a directory log-in or a PKI administrator gives it a way in later).
+
+    An existing account is used only when it has no employee record yet. The mailbox must be
+    at a domain this CA certifies (PORTAL_MAIL_DOMAINS).
+    """
+    _require(actor, "enrollment.add_employee", "Only PKI administrators create employees.")
+    unknown = set(fields) - set(EMPLOYEE_FIELDS)
+    if unknown:
+        raise ValidationError({name: "This field cannot be set here." for name in sorted(unknown)})
+    values = _normalized({**fields, "mail": mail})
+    errors = {}
+    if domain_error := mail_domain_error(values["mail"]):
+        errors["mail"] = domain_error
     user_model = get_user_model()
     user = user_model.objects.filter(username=username).first()
     if user is not None and Employee.objects.filter(user=user).exists():
-        raise ValidationError({"username": f"{username} has an employee record already; change that one instead."})
+        errors["username"] = f"{username} has an employee record already; change that one instead."
+    if errors:
+        raise ValidationError(errors)
+    account = "existing" if user is not None else "created"
     if user is None:
-        user = user_model(username=username, email=mail)
+        user = user_model(username=username, email=values["mail"])
         user.set_unusable_password()
         user.full_clean(exclude=["password"])
         user.save()
-    employee = employee_upsert(user=user, mail=mail, **fields)
-    audit_record(action=AuditAction.EMPLOYEE_CREATED, actor=actor, obj=employee, details={"username": username, "mail": employee.mail})
+    employee = employee_upsert(user=user, **values)
+    audit_record(
+        action=AuditAction.EMPLOYEE_CREATED,
+        actor=actor,
+        obj=employee,
+        details={
+            "username": username,
+            "account": account,
+            "mail": employee.mail,
+            "given_name": employee.given_name,
+            "surname": employee.surname,
+        },
+    )
     return employee
+
+
+def _bound_by_certificates(employee: Employee, changed: dict) -> dict[str, str]:
+    """Refusals for identity changes that valid certificates bind: the mailbox (every
+    certificate names it) and the given name and surname (sponsor-validated ones name them)."""
+    valid = Certificate.objects.filter(
+        employee=employee, status=Certificate.Status.VALID, not_after__gt=timezone.now()
+    ).order_by("pk")
+    errors = {}
+    for name, what, certificates in (
+        ("mail", "mailbox", valid),
+        ("given_name", "given name", valid.filter(certificate_type="sponsor-strict")),
+        ("surname", "surname", valid.filter(certificate_type="sponsor-strict")),
+    ):
+        serials = list(certificates.values_list("serial", flat=True)) if name in changed else []
+        if serials:
+            errors[name] = (
+                f"The {what} cannot change while valid certificates bind it "
+                f"({', '.join(serials)}): revoke them first (or offboard the employee), then change it "
+                "and request new certificates."
+            )
+    return errors
 
 
 @transaction.atomic
 def employee_update(*, employee: Employee, actor, **changes) -> Employee:
-    """Replace the given fields of an employee record; the audit log names the fields that changed."""
-    current = {
-        "mail": employee.mail,
-        "given_name": employee.given_name,
-        "surname": employee.surname,
-        "department": employee.department,
-        "directory_dn": employee.directory_dn,
-    }
-    unknown = set(changes) - set(current)
+    """Replace the given fields of an employee record (`EMPLOYEE_FIELDS`); audited with old → new.
+
+    Refused (ValidationError):
+    - `user`: an employee record is never re-linked to another account;
+    - a new mailbox at a domain this CA does not certify (PORTAL_MAIL_DOMAINS; a stored one
+      that predates the setting is not re-checked while it stays);
+    - a new mailbox while the employee holds valid certificates, which bind it, and a new given
+      name or surname while valid sponsor-validated certificates name the person: the error
+      names the serials; revoke them (or offboard the employee) first.
+    """
+    _require(actor, "enrollment.change_employee", "Only PKI administrators change employees.")
+    if {"user", "user_id"} & set(changes):
+        raise ValidationError(
+            {"user": "An employee record stays linked to its account; it is never moved to another user."}
+        )
+    unknown = set(changes) - set(EMPLOYEE_FIELDS)
     if unknown:
         raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
-    employee = employee_upsert(user=employee.user, **{**current, **changes})
-    changed = sorted(key for key in changes if changes[key] != current[key])
-    if changed:
-        audit_record(action=AuditAction.EMPLOYEE_CHANGED, actor=actor, obj=employee, details={"fields": changed})
+    # The stored row, locked: the caller's copy may carry the new values already (a bound form).
+    employee = Employee.objects.select_for_update().select_related("user").get(pk=employee.pk)
+    wanted = _normalized(changes)
+    changed = {
+        name: (getattr(employee, name), value) for name, value in wanted.items() if value != getattr(employee, name)
+    }
+    if not changed:
+        return employee
+    errors = {}
+    if "mail" in changed and (domain_error := mail_domain_error(changed["mail"][1])):
+        errors["mail"] = domain_error
+    errors = {**_bound_by_certificates(employee, changed), **errors}
+    if errors:
+        raise ValidationError(errors)
+    for name, (_, value) in changed.items():
+        setattr(employee, name, value)
+    employee.full_clean()
+    employee.save(update_fields=sorted(changed))
+    audit_record(
+        action=AuditAction.EMPLOYEE_CHANGED,
+        actor=actor,
+        obj=employee,
+        details={
+            "username": employee.user.get_username(),
+            "fields": sorted(changed),
+            "changes": {name: {"old": old, "new": new} for name, (old, new) in sorted(changed.items())},
+        },
+    )
     return employee
 
 

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from core.exceptions import PortalError
+from enrollment.models import KeyBackendName
 from enrollment.pki.keys import KEY_TYPES
 from enrollment.pki.profiles import Organization, name_text
 from enrollment.services.authorities import ca_create, ca_import, organization_from_settings
@@ -40,6 +41,18 @@ class Command(BaseCommand):
         parser.add_argument("--single-tier", action="store_true", help="One self-signed CA, no separate root.")
         parser.add_argument("--base-url", help="Public base URL for CRL and CA certificate (default PORTAL_BASE_URL).")
         parser.add_argument("--slug", default="issuing-ca")
+        parser.add_argument(
+            "--key-backend",
+            default=KeyBackendName.FILE.value,
+            choices=[KeyBackendName.FILE.value, KeyBackendName.PKCS11.value],
+            help="Where the new CA keys live: an encrypted file (PORTAL_CA_KEY_DIR) or generated inside "
+            "the PKCS#11 token PORTAL_PKCS11_TOKEN_LABEL (never exportable).",
+        )
+        parser.add_argument(
+            "--pkcs11-key-label",
+            help="With --key-backend pkcs11: the issuing CA key's label (default '<slug>-<random>'); "
+            "the root key gets '<label>-root'.",
+        )
         parser.add_argument("--import-certificate", metavar="PEM", help="Import: the issuing CA certificate.")
         parser.add_argument("--import-key", metavar="PEM", help="Import: its private key.")
         parser.add_argument("--import-key-passphrase-file", metavar="FILE")
@@ -65,6 +78,8 @@ class Command(BaseCommand):
                     single_tier=options["single_tier"],
                     slug=options["slug"],
                     base_url=options["base_url"],
+                    key_backend=options["key_backend"],
+                    pkcs11_key_label=options["pkcs11_key_label"],
                 )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
@@ -72,6 +87,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         self.stdout.write(f"Issuing CA ready: {name_text(ca.certificate.subject)}")
         self.stdout.write(f"  certificate: {ca.certificate_url}\n  CRL: {ca.crl_url}")
+        if ca.key_backend == KeyBackendName.PKCS11:
+            for row in (ca, ca.parent):
+                if row is not None:
+                    self.stdout.write(f"  {row.slug} key: {row.key_reference} (generated in the token, not exportable)")
 
     def _import(self, options):
         if options["import_pkcs12"]:

@@ -1,22 +1,23 @@
-"""API tokens in the API: create (the token is in the answer, once), list own, revoke own."""
+"""API tokens in the API (/api/v1/tokens/): create (the token is in the answer, once), list own, revoke own."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.services import (
+from core.api.schema import error_responses
+from core.api.views import ListView, checked_id, id_parameter, validated_body
+
+from .models import ApiToken
+from .services import (
     DEFAULT_TOKEN_LIFETIME_DAYS,
     MAX_TOKEN_LIFETIME_DAYS,
     api_token_create,
     api_token_revoke,
     api_tokens_of_user,
 )
-from portal.models import ApiToken
-
-from .views import ID_PARAMETER, ListView, _body, _checked_id, errors
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
@@ -57,23 +58,29 @@ class ApiTokenCreateSerializer(serializers.Serializer):
 
 
 class TokenListCreateView(ListView):
+    # Anyone authenticated (the default permission class), for their own tokens only.
+    serializer_class = ApiTokenSerializer
+
+    def get_queryset(self):
+        return api_tokens_of_user(user=self.request.user)
+
     @extend_schema(
         summary="Your API tokens",
         description="Your own tokens, newest first, without the secrets.",
-        responses={200: ApiTokenSerializer(many=True), **errors(401, 404)},
+        responses={200: ApiTokenSerializer(many=True), **error_responses(401, 404)},
     )
     def get(self, request):
-        return self.paginated(api_tokens_of_user(user=request.user), ApiTokenSerializer)
+        return self.list(request)
 
     @extend_schema(
         summary="Create an API token",
         description="The answer carries the token once; send it as `Authorization: Bearer <token>`. "
         "It acts with your permissions until it expires or you revoke it.",
         request=ApiTokenCreateSerializer,
-        responses={201: ApiTokenCreatedSerializer, **errors(400, 401)},
+        responses={201: ApiTokenCreatedSerializer, **error_responses(400, 401)},
     )
     def post(self, request):
-        data = _body(ApiTokenCreateSerializer, request)
+        data = validated_body(ApiTokenCreateSerializer, request)
         created = api_token_create(user=request.user, name=data["name"], expires_in_days=data["expires_in_days"])
         body = ApiTokenSerializer(created.token).data
         body["token"] = created.plaintext
@@ -87,9 +94,10 @@ class TokenDetailView(APIView):
         summary="Revoke one of your API tokens",
         description="At once and for good. Revoking a revoked token again changes nothing.",
         request=None,
-        parameters=[OpenApiParameter("token_id", ID_PARAMETER, OpenApiParameter.PATH, description="The token's id.")],
-        responses={204: None, **errors(401, 404)},
+        parameters=[id_parameter("token_id", "The token's id.")],
+        responses={204: None, **error_responses(401, 404)},
     )
     def delete(self, request, token_id: int):
-        api_token_revoke(user=request.user, token_id=_checked_id(token_id, "token"))
+        # Someone else's token is a 404, as one that does not exist (the service decides).
+        api_token_revoke(user=request.user, token_id=checked_id(token_id, "token"))
         return Response(status=status.HTTP_204_NO_CONTENT)
