@@ -1,3 +1,4 @@
+from cryptography.hazmat.primitives.serialization import Encoding
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -143,8 +144,6 @@ class CertificateAdmin(ReadOnlyAdmin):
 
     @admin.display(description="PEM")
     def pem(self, obj):
-        from cryptography.hazmat.primitives.serialization import Encoding
-
         return format_html("<pre>{}</pre>", obj.x509.public_bytes(Encoding.PEM).decode())
 
 
@@ -277,6 +276,7 @@ class EmployeeAdmin(admin.ModelAdmin):
 
 # --- Directory publication (appended with the directory publisher) ------------------------
 
+from .directory.drain import DirectoryNotConfigured, publications_retry
 from .models import DirectoryPublication  # noqa: E402
 
 
@@ -303,8 +303,6 @@ class DirectoryPublicationAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry publication now", permissions=["retry"])
     def retry_selected(self, request, queryset):
-        from .directory.services import DirectoryNotConfigured, publications_retry
-
         try:
             outcome = publications_retry(publication_ids=list(queryset.values_list("pk", flat=True)), actor=request.user)
         except DirectoryNotConfigured as exc:

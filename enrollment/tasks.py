@@ -13,8 +13,9 @@ import logging
 
 from celery import shared_task
 
-from .directory.services import ca_entry_publish as ca_entry_publish_now
-from .directory.services import directory_configured, publication_attempt, publications_drain
+from .directory.ca_entry import ca_entry_publish as ca_entry_publish_now
+from .directory.drain import publications_drain
+from .directory.services import directory_configured, publication_attempt
 from .models import CertificateAuthority, DirectoryPublication
 from .revocation.services import crls_refresh as refresh_due_crls
 from .services.expiry import certificates_expire as expire_due_certificates

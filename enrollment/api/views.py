@@ -18,6 +18,7 @@ from core.api.permissions import HasPerm
 from core.api.schema import error_responses
 from core.api.views import ListView, id_parameter
 from core.api.views import checked_id as _checked_id
+from enrollment.directory.drain import publications_retry
 
 from . import selectors
 from .filters import PublicationFilter
@@ -75,8 +76,6 @@ class PublicationRetryView(APIView):
         responses={200: PublicationRetrySerializer, **error_responses(401, 403, 404, 503)},
     )
     def post(self, request, publication_id: int):
-        from enrollment.directory.services import publications_retry
-
         publication = selectors.publication_by_id(publication_id=_checked_id(publication_id, "publication"))
         (result,) = publications_retry(publication_ids=[publication.pk], actor=request.user).results
         return Response(

@@ -16,6 +16,7 @@ from ldap3.core import exceptions as ldap_exceptions
 from ldap3.utils.conv import escape_filter_chars
 
 from core.exceptions import PortalError
+
 from .config import DirectoryConfig
 
 # What an administrator should check when the directory answers with these result codes.

@@ -7,13 +7,13 @@ import subprocess
 import pytest
 from cryptography import x509
 from django.core.management import CommandError, call_command
-
-from enrollment.revocation.services import certificate_revoke, crl_generate
-from enrollment.directory.config import DirectoryConfig
-from enrollment.directory.services import ca_entry_publish
-from audit.models import AuditEvent
 from portal_testing import require_tool
 from slapd_server import CA_ENTRY_DN, DIRECTORY_PASSWORDS, PKI_DN, find_program, person_dn
+
+from audit.models import AuditEvent
+from enrollment.directory.ca_entry import ca_entry_publish
+from enrollment.directory.config import DirectoryConfig
+from enrollment.revocation.services import certificate_revoke, crl_generate
 
 CA_ATTRIBUTE = "cACertificate;binary"
 CRL_ATTRIBUTE = "certificateRevocationList;binary"

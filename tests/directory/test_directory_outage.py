@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
-
-from enrollment.directory.services import publication_schedule, publications_drain, retry_delay
-from enrollment.models import Certificate, DirectoryPublication
-from audit.models import AuditEvent
 from portal_testing import PASSWORD
 from slapd_server import person_dn
+
+from audit.models import AuditEvent
+from enrollment.directory.drain import publications_drain
+from enrollment.directory.services import publication_schedule, retry_delay
+from enrollment.models import Certificate, DirectoryPublication
 from enrollment.services.requests import certificate_request_approve, certificate_request_create
 
 ALICE = person_dn("alice")

@@ -8,7 +8,7 @@ from slapd_server import person_dn
 
 from audit.models import AuditEvent
 from core.exceptions import ConfigurationError, NotAllowed, NotFound
-from enrollment.directory.services import DirectoryNotConfigured, publications_retry
+from enrollment.directory.drain import DirectoryNotConfigured, publications_retry
 from enrollment.models import DirectoryPublication
 
 CHANGELIST = "/admin/enrollment/directorypublication/"

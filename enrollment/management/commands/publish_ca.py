@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment import selectors
-from enrollment.directory.services import ca_entry_publish
 from core.exceptions import PortalError
+from enrollment import selectors
+from enrollment.directory.ca_entry import ca_entry_publish
 from enrollment.models import CertificateAuthority
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment.directory.services import publications_drain
+from enrollment.directory.drain import publications_drain
 
 
 class Command(BaseCommand):
