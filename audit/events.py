@@ -12,10 +12,16 @@ class AuditAction(models.TextChoices):
     AUDIT_EXPORTED = "audit.exported", "audit log exported"
     # auth
     AUTH_DIRECTORY_LINKED = "auth.directory_linked", "local account linked to a directory entry"
+    AUTH_LOCKED_OUT = "auth.locked_out", "log-in locked after repeated failures"
     AUTH_LOGIN = "auth.login", "log-in"
     AUTH_LOGIN_FAILED = "auth.login_failed", "failed log-in"
     AUTH_REAUTHENTICATED = "auth.reauthenticated", "password given again before a key release"
+    AUTH_RECOVERY_CODE_USED = "auth.recovery_code_used", "second factor: recovery code used"
     AUTH_ROLES_CHANGED = "auth.roles_changed", "roles changed by the directory"
+    AUTH_SECOND_FACTOR_ENROLLED = "auth.second_factor_enrolled", "second factor enrolled"
+    AUTH_SECOND_FACTOR_FAILED = "auth.second_factor_failed", "wrong second-factor code"
+    AUTH_SECOND_FACTOR_RESET = "auth.second_factor_reset", "second factor reset by an administrator"
+    AUTH_UNLOCKED = "auth.unlocked", "locked log-in unlocked by an administrator"
     # ca
     CA_CREATED = "ca.created", "CA created"
     # certificate
@@ -38,6 +44,7 @@ class AuditAction(models.TextChoices):
     EMPLOYEE_CHANGED = "employee.changed", "employee changed"
     EMPLOYEE_CREATED = "employee.created", "employee created"
     EMPLOYEE_OFFBOARDED = "employee.offboarded", "employee offboarded"
+    EMPLOYEE_OFFBOARDING_REQUESTED = "employee.offboarding_requested", "offboarding of a trusted account requested"
     # escrow
     ESCROW_CREATED = "escrow.created", "key escrowed"
     ESCROW_REWRAPPED = "escrow.rewrapped", "escrow re-encrypted"

@@ -8,10 +8,9 @@ from django.utils.html import format_html
 from core.admin_tools import ReadOnlyAdmin, action_confirmation
 from core.exceptions import ConfigurationError, PortalError, error_message
 from enrollment.revocation.services import certificate_revoke
-from enrollment.services.employees import EMPLOYEE_FIELDS, employee_create, employee_offboard, employee_update
 from enrollment.services.requests import certificate_request_approve, certificate_request_reject
 
-from .models import Certificate, CertificateAuthority, CertificateRequest, Employee
+from .models import Certificate, CertificateAuthority, CertificateRequest
 from .pki.crl import REVOCATION_REASON_NAMES
 from .pki.serials import compact_hex, normalize_serial
 
@@ -154,126 +153,6 @@ class CertificateAuthorityAdmin(ReadOnlyAdmin):
     readonly_fields = ["slug", "common_name", "parent", "is_issuing", "key_backend", "base_url", "crl_number", "crl_next_update"]
 
 
-class EmployeeServiceForm(forms.ModelForm):
-    """An employee form whose model validation is the service call (employee_create / _update).
-
-    The admin saves a form only once it is valid, and cannot show errors raised later: so the
-    service runs in `_post_clean` (inside the admin's transaction for the POST), its refusals
-    become form errors, and the saved record becomes the form's instance. `actor` is set per
-    request by EmployeeAdmin.get_form.
-    """
-
-    actor = None
-
-    class Meta:
-        model = Employee
-        fields = list(EMPLOYEE_FIELDS)
-        help_texts = {
-            "mail": "At a domain this CA certifies. It cannot change while valid certificates bind it: "
-            "revoke them first, or offboard the employee.",
-            "directory_dn": "The directory entry certificates are published to.",
-        }
-
-    def _post_clean(self):
-        if self._errors:
-            return
-        try:
-            self.instance = self.call_service({name: self.cleaned_data.get(name, "") for name in EMPLOYEE_FIELDS})
-        except (PortalError, ValidationError) as exc:
-            if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
-                for name, errors in exc.error_dict.items():
-                    self.add_error(name if name in self.fields else None, errors)
-            else:
-                self.add_error(None, error_message(exc))
-
-    def call_service(self, values: dict) -> Employee:
-        raise NotImplementedError
-
-
-class EmployeeAddForm(EmployeeServiceForm):
-    username = forms.CharField(
-        max_length=150,
-        help_text="The log-in name. An account without a password is created when there is none; an existing "
-        "account is used only if it has no employee record.",
-    )
-
-    def call_service(self, values: dict) -> Employee:
-        return employee_create(actor=self.actor, username=self.cleaned_data["username"], **values)
-
-
-class EmployeeChangeForm(EmployeeServiceForm):
-    # No `user` field: the account of an employee record never changes (only shown, read-only).
-
-    def call_service(self, values: dict) -> Employee:
-        return employee_update(employee=self.instance, actor=self.actor, **values)
-
-
-@admin.register(Employee)
-class EmployeeAdmin(admin.ModelAdmin):
-    """Employees are created and changed through the services (audited, domain rule, certificates
-    bind the identity); never deleted here: leavers are offboarded."""
-
-    list_display = ["mail", "given_name", "surname", "department", "user", "is_active"]
-    search_fields = ["mail", "given_name", "surname", "user__username", "department"]
-    list_filter = ["department", "user__is_active"]
-    list_select_related = ["user"]
-    actions = ["offboard_selected"]
-
-    def get_fields(self, request, obj=None):
-        return ["user", *EMPLOYEE_FIELDS, "valid_certificates"] if obj else ["username", *EMPLOYEE_FIELDS]
-
-    def get_readonly_fields(self, request, obj=None):
-        return ["user", "valid_certificates"] if obj else []
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        kwargs["form"] = EmployeeChangeForm if obj is not None else EmployeeAddForm
-        form = super().get_form(request, obj, change=change, **kwargs)
-        form.actor = request.user  # modelform_factory made this class for this request
-        return form
-
-    def save_model(self, request, obj, form, change):
-        pass  # saved by the service while the form was validated (EmployeeServiceForm)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @admin.display(boolean=True, description="active")
-    def is_active(self, obj):
-        return obj.user.is_active
-
-    @admin.display(description="valid certificates")
-    def valid_certificates(self, obj):
-        serials = obj.certificates.filter(status=Certificate.Status.VALID).order_by("pk").values_list("serial", flat=True)
-        return ", ".join(serials) or "-"
-
-    def has_offboard_permission(self, request):
-        return request.user.has_perm("enrollment.revoke_certificate")
-
-    @admin.action(description="Offboard selected employees (leavers)…", permissions=["offboard"])
-    def offboard_selected(self, request, queryset):
-        if "confirm" in request.POST:
-            for employee in queryset.select_related("user").order_by("pk"):
-                try:
-                    revoked = employee_offboard(user=employee.user, actor=request.user)
-                except (PortalError, ValidationError) as exc:
-                    self.message_user(request, f"Could not offboard {employee.mail}: {error_message(exc, separator='; ')}", messages.ERROR)
-                else:
-                    self.message_user(
-                        request,
-                        f"Offboarded {employee.mail}: account deactivated, {len(revoked)} certificate(s) revoked; "
-                        "escrowed keys are kept for recovery.",
-                        messages.SUCCESS,
-                    )
-            return None
-        return action_confirmation(
-            self, request, queryset, form=None, title="Offboard employees",
-            question="Offboard these employees? Their certificates are revoked (cessation of operation) and "
-            "removed from the directory, pending requests are withdrawn and the accounts deactivated. "
-            "Escrowed keys stay, so their mail can still be recovered.",
-            action="offboard_selected", button="Offboard",
-        )
-
-
 # --- Directory publication (appended with the directory publisher) ------------------------
 
 from .directory.drain import DirectoryNotConfigured, publications_retry
@@ -334,3 +213,6 @@ class DirectoryPublicationAdmin(ReadOnlyAdmin):
                 f"{len(outcome.not_attempted)} more not attempted: the directory cannot be used.",
                 messages.WARNING,
             )
+
+
+from . import admin_employees  # noqa: E402,F401 - registers the employee and offboarding admins

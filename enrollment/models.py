@@ -220,6 +220,39 @@ class ExpiryNotice(models.Model):
         return f"{self.threshold_days}-day expiry notice for {self.certificate}"
 
 
+class OffboardingRequest(models.Model):
+    """A PKI administrator asked to offboard an account that holds a trusted role; a second one confirms.
+
+    The confirmation is the offboarding itself (services.employees.employee_offboard).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="offboarding_requests")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="offboarding_requests_made"
+    )
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="offboarding_requests_confirmed",
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"], condition=models.Q(confirmed_at__isnull=True), name="one_open_offboarding_per_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Offboarding of {self.user} requested by {self.requested_by}"
+
+
 class DirectoryPublication(models.Model):
     """Whether a certificate is on its owner's directory entry, and what is left to do there.
 

@@ -12,6 +12,15 @@ KEY_RECOVERY_AGENTS = "Key recovery agents"
 # Every role but the employee's: their holders get the shorter idle timeout and (later) a second factor.
 TRUSTED_ROLES = (APPROVERS, AUDITORS, PKI_ADMINISTRATORS, KEY_RECOVERY_AGENTS)
 
+
+
+def holds_trusted_role(user) -> bool:
+    """Approvers, auditors, PKI administrators, agents, and anyone who may use the admin."""
+    if user.is_superuser or user.is_staff:
+        return True
+    return user.groups.filter(name__in=TRUSTED_ROLES).exists()
+
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     APPROVERS: [
         "enrollment.view_certificaterequest",

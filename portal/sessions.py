@@ -15,17 +15,10 @@ from django.contrib import messages
 from django.contrib.auth import logout, user_logged_in
 
 from core.sessions import AUTHENTICATED_AT, LAST_SEEN_AT, mark_authenticated
-from enrollment.roles import TRUSTED_ROLES
+from enrollment.roles import holds_trusted_role
 
 # last-seen is written at most this often (seconds), so that reading pages does not save the session each time.
 LAST_SEEN_RESOLUTION = 60
-
-
-def holds_trusted_role(user) -> bool:
-    """Approvers, auditors, PKI administrators, agents, and anyone who may use the admin."""
-    if user.is_superuser or user.is_staff:
-        return True
-    return user.groups.filter(name__in=TRUSTED_ROLES).exists()
 
 
 def idle_limit_seconds(user) -> int:

@@ -263,6 +263,25 @@ class EmployeeUpdateSerializer(EmployeeWriteSerializer):
             self.fields[name].default = serializers.empty
 
 
+class OffboardInputSerializer(serializers.Serializer):
+    acknowledge_consequences = serializers.BooleanField(
+        default=False,
+        help_text="Needed to offboard one of the last approvers that key recovery requires (the 409 says so).",
+    )
+
+
+class OffboardingRequestInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why the account is offboarded.")
+
+
+class OffboardingRequestSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField(source="user.username")
+    requested_by = serializers.CharField(source="requested_by.username")
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
 class OffboardSerializer(serializers.Serializer):
     employee = EmployeeSerializer()
     revoked = serializers.ListField(child=serializers.CharField(), help_text="Serials of the certificates revoked now.")

@@ -34,6 +34,11 @@ urlpatterns = [
     path("employees/", views_employees.EmployeeListCreateView.as_view(), name="api-employee-list"),
     path("employees/<int:employee_id>/", views_employees.EmployeeDetailView.as_view(), name="api-employee-detail"),
     path("employees/<int:employee_id>/offboard/", views_employees.EmployeeOffboardView.as_view(), name="api-employee-offboard"),
+    path(
+        "employees/<int:employee_id>/offboarding-request/",
+        views_employees.EmployeeOffboardingRequestView.as_view(),
+        name="api-employee-offboarding-request",
+    ),
     # Directory publications
     path("publications/", views.PublicationListView.as_view(), name="api-publication-list"),
     path("publications/<int:publication_id>/", views.PublicationDetailView.as_view(), name="api-publication-detail"),

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.permissions import HasPerm
+from core.api.permissions import HasPerm, default_permission_classes
 from core.api.schema import error_responses
 from core.api.views import ListView, checked_id, id_parameter, validated_body
-from enrollment.services.employees import employee_create, employee_offboard, employee_update
+from enrollment.services.employees import (
+    employee_create,
+    employee_offboard,
+    employee_update,
+    offboarding_request_create,
+)
 
 from . import selectors
 from .filters import EmployeeFilter
@@ -19,6 +23,9 @@ from .serializers import (
     EmployeeCreateSerializer,
     EmployeeSerializer,
     EmployeeUpdateSerializer,
+    OffboardingRequestInputSerializer,
+    OffboardingRequestSerializer,
+    OffboardInputSerializer,
     OffboardSerializer,
 )
 
@@ -27,7 +34,7 @@ EMPLOYEE_ID = id_parameter("employee_id", "The employee's id.")
 
 class EmployeeListCreateView(ListView):
     permission_classes = [
-        IsAuthenticated,
+        *default_permission_classes(),
         HasPerm(
             "enrollment.view_employee",
             "Only approvers, auditors and PKI administrators list employees.",
@@ -63,7 +70,7 @@ class EmployeeListCreateView(ListView):
 
 class EmployeeDetailView(APIView):
     permission_classes = [
-        IsAuthenticated,
+        *default_permission_classes(),
         HasPerm(
             "enrollment.view_employee",
             "Only approvers, auditors and PKI administrators see employees.",
@@ -96,7 +103,7 @@ class EmployeeDetailView(APIView):
 
 class EmployeeOffboardView(APIView):
     permission_classes = [
-        IsAuthenticated,
+        *default_permission_classes(),
         HasPerm(
             "enrollment.revoke_certificate",
             "Only approvers and PKI administrators offboard employees.",
@@ -107,13 +114,45 @@ class EmployeeOffboardView(APIView):
     @extend_schema(
         summary="Offboard an employee (a leaver)",
         description="Approvers and PKI administrators: revokes the person's valid certificates (cessation of "
-        "operation), withdraws pending requests and deactivates the account. Escrowed keys stay for recovery.",
-        request=None,
+        "operation), withdraws pending requests and deactivates the account. Escrowed keys stay for recovery. "
+        "An account with a trusted role needs two PKI administrators: one requests it "
+        "(`offboarding-request/`), another calls this. Offboarding one of the last approvers key recovery "
+        "needs `acknowledge_consequences` (409 otherwise).",
+        request=OffboardInputSerializer,
         parameters=[EMPLOYEE_ID],
-        responses={200: OffboardSerializer, **error_responses(401, 403, 404)},
+        responses={200: OffboardSerializer, **error_responses(400, 401, 403, 404, 409)},
     )
     def post(self, request, employee_id: int):
         employee = selectors.employee_by_id(employee_id=checked_id(employee_id, "employee"))
-        revoked = employee_offboard(user=employee.user, actor=request.user)
+        data = validated_body(OffboardInputSerializer, request)
+        revoked = employee_offboard(
+            user=employee.user, actor=request.user, acknowledge_consequences=data["acknowledge_consequences"]
+        )
         employee = selectors.employee_by_id(employee_id=employee.pk)
         return Response(OffboardSerializer({"employee": employee, "revoked": [c.serial for c in revoked]}).data)
+
+
+class EmployeeOffboardingRequestView(APIView):
+    permission_classes = [
+        *default_permission_classes(),
+        HasPerm(
+            "enrollment.revoke_certificate",
+            "Only PKI administrators request the offboarding of accounts with a trusted role.",
+            methods=["POST"],
+        ),
+    ]
+
+    @extend_schema(
+        summary="Request the offboarding of an account with a trusted role",
+        description="PKI administrators (superusers for a superuser): the first of the two people that offboarding "
+        "an approver, auditor, PKI administrator, agent or admin user needs; a second PKI administrator then "
+        "calls `offboard/`.",
+        request=OffboardingRequestInputSerializer,
+        parameters=[EMPLOYEE_ID],
+        responses={201: OffboardingRequestSerializer, **error_responses(400, 401, 403, 404, 409)},
+    )
+    def post(self, request, employee_id: int):
+        employee = selectors.employee_by_id(employee_id=checked_id(employee_id, "employee"))
+        data = validated_body(OffboardingRequestInputSerializer, request)
+        created = offboarding_request_create(user=employee.user, actor=request.user, reason=data["reason"])
+        return Response(OffboardingRequestSerializer(created).data, status=201)

@@ -10,10 +10,11 @@ from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
-from core.exceptions import NotAllowed, SeparationOfDuties
+from core.exceptions import InvalidState, NotAllowed, SeparationOfDuties
 
-from ..models import Certificate, CertificateRequest, Employee
+from ..models import Certificate, CertificateRequest, Employee, OffboardingRequest
 from ..revocation.services import certificate_revoke
+from ..roles import APPROVERS, PKI_ADMINISTRATORS, holds_trusted_role
 
 # What a PKI administrator may change on an employee record. Never `user`: an identity is
 # not re-linked to another account (its certificates, keys and recoveries follow the account).
@@ -179,17 +180,100 @@ def employee_update(*, employee: Employee, actor, **changes) -> Employee:
     return employee
 
 
+def _may_offboard_trusted(actor, user) -> bool:
+    """A PKI administrator (or a superuser); only a superuser offboards a superuser."""
+    if not actor.is_active:
+        return False
+    if user.is_superuser:
+        return actor.is_superuser
+    return actor.is_superuser or actor.groups.filter(name=PKI_ADMINISTRATORS).exists()
+
+
+def _approvers_left_warning(user) -> str:
+    """What offboarding `user` would cost the key recovery (it needs distinct approvers), or ""."""
+    if not user.groups.filter(name=APPROVERS).exists():
+        return ""
+    left = (
+        get_user_model().objects.filter(is_active=True, groups__name=APPROVERS).exclude(pk=user.pk).distinct().count()
+    )
+    needed = settings.PORTAL_RECOVERY_APPROVALS
+    if left >= needed:
+        return ""
+    return (
+        f"After offboarding {user.get_username()}, {left} approver(s) remain, but every key recovery needs "
+        f"{needed} distinct approvers: no escrowed key could be recovered any more. Add approvers first, "
+        "or confirm that you accept this."
+    )
+
+
 @transaction.atomic
-def employee_offboard(*, user, actor=None) -> list[Certificate]:
+def offboarding_request_create(*, user, actor, reason: str) -> OffboardingRequest:
+    """The first of two PKI administrators asks to offboard an account holding a trusted role."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the account is offboarded."})
+    if not holds_trusted_role(user):
+        raise ValidationError(f"{user.get_username()} holds no trusted role: offboard them directly.")
+    if not _may_offboard_trusted(actor, user):
+        raise NotAllowed(_trusted_refusal(user))
+    if actor.pk == user.pk:
+        raise SeparationOfDuties("You cannot offboard yourself.")
+    open_request = OffboardingRequest.objects.select_for_update().filter(user=user, confirmed_at__isnull=True).first()
+    if open_request is not None:
+        raise InvalidState(
+            f"Offboarding {user.get_username()} was requested already by {open_request.requested_by.get_username()}; "
+            "another PKI administrator confirms it by offboarding."
+        )
+    request = OffboardingRequest.objects.create(user=user, requested_by=actor, reason=reason)
+    audit_record(
+        action=AuditAction.EMPLOYEE_OFFBOARDING_REQUESTED,
+        actor=actor,
+        obj=user,
+        details={"username": user.get_username(), "reason": reason, "request": request.pk},
+    )
+    return request
+
+
+def _trusted_refusal(user) -> str:
+    if user.is_superuser:
+        return f"Only a superuser can offboard the superuser {user.get_username()}."
+    return f"{user.get_username()} holds a trusted role: only PKI administrators can offboard them."
+
+
+@transaction.atomic
+def employee_offboard(*, user, actor=None, acknowledge_consequences: bool = False) -> list[Certificate]:
     """Revoke the person's certificates, withdraw pending requests, deactivate the account.
 
-    Escrow records stay: mail encrypted to the leaver must stay readable for the organization.
+    Approvers and PKI administrators offboard employees. An account holding a trusted role
+    (a group of enrollment.roles.TRUSTED_ROLES, staff or superuser) needs two PKI
+    administrators: one requests it (offboarding_request_create), another confirms it by
+    calling this; only superusers offboard a superuser. Removing an approver the key
+    recovery still needs requires `acknowledge_consequences`. `actor` None is the command
+    line (the server's operator). Escrow records stay: mail encrypted to the leaver must
+    stay readable for the organization.
     """
     if actor is not None and not (actor.is_active and actor.has_perm("enrollment.revoke_certificate")):
         raise NotAllowed("Only PKI administrators and approvers can offboard employees.")
     user = get_user_model().objects.select_for_update().get(pk=user.pk)
     if actor is not None and actor.pk == user.pk:
         raise SeparationOfDuties("You cannot offboard yourself.")
+    confirmed = None
+    if actor is not None and holds_trusted_role(user):
+        if not _may_offboard_trusted(actor, user):
+            raise NotAllowed(_trusted_refusal(user))
+        confirmed = OffboardingRequest.objects.select_for_update().filter(user=user, confirmed_at__isnull=True).first()
+        if confirmed is None:
+            raise NotAllowed(
+                f"{user.get_username()} holds a trusted role: offboarding needs two PKI administrators. "
+                "Request it first; another PKI administrator then offboards."
+            )
+        if confirmed.requested_by_id == actor.pk:
+            raise SeparationOfDuties(
+                f"You requested the offboarding of {user.get_username()}: another PKI administrator must confirm it."
+            )
+    warning = _approvers_left_warning(user)
+    if warning and not acknowledge_consequences:
+        raise InvalidState(warning)
     revoked = [
         certificate_revoke(serial=certificate.serial, actor=actor, reason="cessation_of_operation", comment="offboarded")
         for certificate in Certificate.objects.filter(employee__user=user, status=Certificate.Status.VALID)
@@ -197,6 +281,9 @@ def employee_offboard(*, user, actor=None) -> list[Certificate]:
     withdrawn = CertificateRequest.objects.filter(employee__user=user, state=CertificateRequest.State.PENDING).update(
         state=CertificateRequest.State.REJECTED, reason="The employee left (offboarded).", decided_at=timezone.now()
     )
+    if confirmed is not None:
+        confirmed.confirmed_by, confirmed.confirmed_at = actor, timezone.now()
+        confirmed.save(update_fields=["confirmed_by", "confirmed_at"])
     user.is_active = False
     user.save(update_fields=["is_active"])
     audit_record(
@@ -207,6 +294,8 @@ def employee_offboard(*, user, actor=None) -> list[Certificate]:
             "username": user.get_username(),
             "revoked": [certificate.serial for certificate in revoked],
             "pending_requests_withdrawn": withdrawn,
+            **({"requested_by": confirmed.requested_by.get_username()} if confirmed is not None else {}),
+            **({"accepted_consequence": warning} if warning else {}),
         },
     )
     return revoked

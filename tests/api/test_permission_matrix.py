@@ -46,6 +46,8 @@ MATRIX = [
     ("GET",    "/api/v1/employees/{employee}/",               401,   403,    403,   200,    200,   200,  403),
     ("PATCH",  "/api/v1/employees/{employee}/",               401,   403,    403,   403,    403,   200,  403),
     ("POST",   "/api/v1/employees/{employee}/offboard/",      401,   403,    403,   200,    403,   200,  403),
+    # alice holds no trusted role: she is offboarded directly, not through a request (400).
+    ("POST",   "/api/v1/employees/{employee}/offboarding-request/", 401, 403,  403,   400,    403,   400,  403),
     ("GET",    "/api/v1/publications/",                       401,   403,    403,   403,    200,   200,  403),
     ("GET",    "/api/v1/publications/{publication}/",         401,   403,    403,   403,    200,   200,  403),
     ("POST",   "/api/v1/publications/{publication}/retry/",   401,   403,    403,   403,    403,   200,  403),

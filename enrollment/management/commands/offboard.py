@@ -13,13 +13,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("username")
+        parser.add_argument(
+            "--accept-consequences",
+            action="store_true",
+            help="Offboard even one of the last approvers that key recovery needs (the command says what is lost).",
+        )
 
-    def handle(self, *args, username, **options):
+    def handle(self, *args, username, accept_consequences=False, **options):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"There is no user {username!r}.")
         try:
-            revoked = employee_offboard(user=user, actor=None)
+            revoked = employee_offboard(user=user, actor=None, acknowledge_consequences=accept_consequences)
         except PortalError as exc:
             raise CommandError(exc.message) from None
         serials = ", ".join(c.serial for c in revoked) or "none"

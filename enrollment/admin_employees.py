@@ -1,0 +1,189 @@
+"""The employee admin: records created and changed only through the services; leavers offboarded,
+accounts with a trusted role by two PKI administrators (a request, then the offboarding)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from core.admin_tools import ReadOnlyAdmin, action_confirmation
+from core.exceptions import PortalError, error_message
+
+from .models import Certificate, Employee, OffboardingRequest
+from .services.employees import (
+    EMPLOYEE_FIELDS,
+    employee_create,
+    employee_offboard,
+    employee_update,
+    offboarding_request_create,
+)
+
+
+class OffboardForm(forms.Form):
+    acknowledge_consequences = forms.BooleanField(
+        required=False,
+        label="I accept the consequence for key recovery",
+        help_text="Needed when the account is one of the last approvers that key recovery requires.",
+    )
+
+
+class OffboardingReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+
+
+class EmployeeServiceForm(forms.ModelForm):
+    """An employee form whose model validation is the service call (employee_create / _update).
+
+    The admin saves a form only once it is valid, and cannot show errors raised later: so the
+    service runs in `_post_clean` (inside the admin's transaction for the POST), its refusals
+    become form errors, and the saved record becomes the form's instance. `actor` is set per
+    request by EmployeeAdmin.get_form.
+    """
+
+    actor = None
+
+    class Meta:
+        model = Employee
+        fields = list(EMPLOYEE_FIELDS)
+        help_texts = {
+            "mail": "At a domain this CA certifies. It cannot change while valid certificates bind it: "
+            "revoke them first, or offboard the employee.",
+            "directory_dn": "The directory entry certificates are published to.",
+        }
+
+    def _post_clean(self):
+        if self._errors:
+            return
+        try:
+            self.instance = self.call_service({name: self.cleaned_data.get(name, "") for name in EMPLOYEE_FIELDS})
+        except (PortalError, ValidationError) as exc:
+            if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
+                for name, errors in exc.error_dict.items():
+                    self.add_error(name if name in self.fields else None, errors)
+            else:
+                self.add_error(None, error_message(exc))
+
+    def call_service(self, values: dict) -> Employee:
+        raise NotImplementedError
+
+
+class EmployeeAddForm(EmployeeServiceForm):
+    username = forms.CharField(
+        max_length=150,
+        help_text="The log-in name. An account without a password is created when there is none; an existing "
+        "account is used only if it has no employee record.",
+    )
+
+    def call_service(self, values: dict) -> Employee:
+        return employee_create(actor=self.actor, username=self.cleaned_data["username"], **values)
+
+
+class EmployeeChangeForm(EmployeeServiceForm):
+    # No `user` field: the account of an employee record never changes (only shown, read-only).
+
+    def call_service(self, values: dict) -> Employee:
+        return employee_update(employee=self.instance, actor=self.actor, **values)
+
+
+@admin.register(Employee)
+class EmployeeAdmin(admin.ModelAdmin):
+    """Employees are created and changed through the services (audited, domain rule, certificates
+    bind the identity); never deleted here: leavers are offboarded."""
+
+    list_display = ["mail", "given_name", "surname", "department", "user", "is_active"]
+    search_fields = ["mail", "given_name", "surname", "user__username", "department"]
+    list_filter = ["department", "user__is_active"]
+    list_select_related = ["user"]
+    actions = ["offboard_selected", "request_offboarding_selected"]
+
+    def get_fields(self, request, obj=None):
+        return ["user", *EMPLOYEE_FIELDS, "valid_certificates"] if obj else ["username", *EMPLOYEE_FIELDS]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["user", "valid_certificates"] if obj else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = EmployeeChangeForm if obj is not None else EmployeeAddForm
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user  # modelform_factory made this class for this request
+        return form
+
+    def save_model(self, request, obj, form, change):
+        pass  # saved by the service while the form was validated (EmployeeServiceForm)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(boolean=True, description="active")
+    def is_active(self, obj):
+        return obj.user.is_active
+
+    @admin.display(description="valid certificates")
+    def valid_certificates(self, obj):
+        serials = obj.certificates.filter(status=Certificate.Status.VALID).order_by("pk").values_list("serial", flat=True)
+        return ", ".join(serials) or "-"
+
+    def has_offboard_permission(self, request):
+        return request.user.has_perm("enrollment.revoke_certificate")
+
+    @admin.action(description="Offboard selected employees (leavers)…", permissions=["offboard"])
+    def offboard_selected(self, request, queryset):
+        form = OffboardForm(request.POST if "confirm" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            accept = form.cleaned_data["acknowledge_consequences"]
+            for employee in queryset.select_related("user").order_by("pk"):
+                try:
+                    revoked = employee_offboard(user=employee.user, actor=request.user, acknowledge_consequences=accept)
+                except (PortalError, ValidationError) as exc:
+                    self.message_user(request, f"Could not offboard {employee.mail}: {error_message(exc, separator='; ')}", messages.ERROR)
+                else:
+                    self.message_user(
+                        request,
+                        f"Offboarded {employee.mail}: account deactivated, {len(revoked)} certificate(s) revoked; "
+                        "escrowed keys are kept for recovery.",
+                        messages.SUCCESS,
+                    )
+            return None
+        return action_confirmation(
+            self, request, queryset, form=form, title="Offboard employees",
+            question="Offboard these employees? Their certificates are revoked (cessation of operation) and "
+            "removed from the directory, pending requests are withdrawn and the accounts deactivated. "
+            "Escrowed keys stay, so their mail can still be recovered.",
+            action="offboard_selected", button="Offboard",
+        )
+
+    @admin.action(description="Request offboarding of selected trusted accounts…", permissions=["offboard"])
+    def request_offboarding_selected(self, request, queryset):
+        form = OffboardingReasonForm(request.POST if request.POST.get("confirm") == "yes" else None)
+        if form.is_bound and form.is_valid():
+            for employee in queryset.select_related("user").order_by("pk"):
+                try:
+                    offboarding_request_create(user=employee.user, actor=request.user, reason=form.cleaned_data["reason"])
+                except (PortalError, ValidationError) as exc:
+                    self.message_user(
+                        request, f"Offboarding of {employee.mail} not requested: {error_message(exc, separator='; ')}",
+                        messages.ERROR,
+                    )
+                else:
+                    self.message_user(
+                        request,
+                        f"Requested the offboarding of {employee.mail}; another PKI administrator confirms it "
+                        "with \"Offboard selected employees\".",
+                        messages.SUCCESS,
+                    )
+            return None
+        return action_confirmation(
+            self, request, queryset, form=form, title="Request offboarding of trusted accounts",
+            question="These accounts hold a trusted role: offboarding them needs two PKI administrators. "
+            "Record your request; a second PKI administrator then offboards them.",
+            action="request_offboarding_selected", button="Request offboarding",
+        )
+
+
+@admin.register(OffboardingRequest)
+class OffboardingRequestAdmin(ReadOnlyAdmin):
+    list_display = ["user", "requested_by", "reason", "created_at", "confirmed_by", "confirmed_at"]
+    list_filter = [("confirmed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__username", "requested_by__username"]
+    list_select_related = ["user", "requested_by", "confirmed_by"]
