@@ -15,15 +15,33 @@ def audit_login(sender, *, request, user, **kwargs) -> None:
     audit_record(action=AuditAction.AUTH_LOGIN, actor=user, details={"backend": backend})
 
 
-def audit_login_failed(sender, *, credentials, request=None, **kwargs) -> None:
-    # Django masks the password in `credentials` already. A name that is no account may be a
-    # password typed into the wrong box: it is recorded only as a hash, which still shows
-    # repeated attempts with the same name.
-    username = str(credentials.get("username", ""))[:150]
+# Set on the request by an authentication backend that refused an attempt before any password
+# was checked because the account or the source is locked out (portal/lockout.py). Such refusals
+# are no auth.login_failed events: the lockout is one event (auth.locked_out), so that a flood of
+# attempts neither grows the chain nor queues on its lock.
+LOGIN_REFUSED_LOCKED_OUT = "portal_login_refused_locked_out"
+
+
+def unknown_account_sha256(username: str) -> str:
+    return hashlib.sha256(username.encode()).hexdigest()[:16]
+
+
+def login_failed_details(username: str) -> dict:
+    """Who a failed log-in named: the account, or for a name that is no account only its hash.
+
+    A name that is no account may be a password typed into the wrong box; the hash still
+    shows repeated attempts with the same name."""
+    username = str(username)[:150]
     if get_user_model().objects.filter(username=username).exists():
-        details = {"username": username}
-    else:
-        details = {"unknown_account_sha256": hashlib.sha256(username.encode()).hexdigest()[:16]}
+        return {"username": username}
+    return {"unknown_account_sha256": unknown_account_sha256(username)}
+
+
+def audit_login_failed(sender, *, credentials, request=None, **kwargs) -> None:
+    # Django masks the password in `credentials` already.
+    if request is not None and getattr(request, LOGIN_REFUSED_LOCKED_OUT, False):
+        return
+    details = login_failed_details(credentials.get("username", ""))
     audit_record(action=AuditAction.AUTH_LOGIN_FAILED, details=details)
 
 

@@ -21,6 +21,12 @@ class SeparationOfDuties(NotAllowed):
     code = "separation_of_duties"
 
 
+class SecondFactorRequired(NotAllowed):
+    """A trusted role acting without its second factor, or with a code that is wrong or spent."""
+
+    code = "second_factor_required"
+
+
 class NotFound(PortalError):
     code = "not_found"
     http_status = 404

@@ -60,6 +60,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "enrollment.retry_directorypublication",
         "escrow.view_recoveryrequest",
         "escrow.request_recovery",
+        # Failed log-ins (django-axes' counts) and unlocking them: delete is the unlock (portal/admin.py).
+        "axes.view_accessattempt",
+        "axes.delete_accessattempt",
     ],
     KEY_RECOVERY_AGENTS: ["escrow.view_recoveryrequest", "escrow.complete_recoveryrequest"],
 }

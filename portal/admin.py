@@ -1,17 +1,33 @@
-from django.contrib import admin
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import IntegerField, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from .lockout import cool_off, lockout_unlock
 from .models import ApiToken
+
+# Second-factor devices are enrolled by their owners and reset with `manage.py reset_second_factor`,
+# both audited; django-otp's admin pages would change them (or add one for someone else) unaudited.
+for _device_model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     """Who has which API token, for superusers; the token itself is never stored, so never shown."""
 
-    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at", "second_factor"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("expires_at", admin.DateFieldListFilter)]
     search_fields = ["name", "prefix", "user__username"]
     exclude = ["key_hash"]
-    readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = [
+        "user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at", "second_factor",
+    ]
 
     def has_add_permission(self, request):
         return False
@@ -21,3 +37,78 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def _recent_failures(field: str):
+    """Failures counted within the cool-off for the row's account (or source), summed over its rows."""
+    recent = AccessAttempt.objects.filter(attempt_time__gte=timezone.now() - cool_off(), **{field: OuterRef(field)})
+    total = recent.order_by().values(field).annotate(total=Sum("failures_since_start")).values("total")
+    return Coalesce(Subquery(total, output_field=IntegerField()), 0)
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(admin.ModelAdmin):
+    """Failed log-ins being counted (django-axes): which account, from where, how many; unlocking is audited.
+
+    For superusers and PKI administrators (axes.view_accessattempt to see, axes.delete_accessattempt
+    to unlock). The rows are axes' counters: deleting or changing one would be an unaudited unlock,
+    so the only way to change them is the two unlock actions (portal.lockout.lockout_unlock)."""
+
+    list_display = ["username", "ip_address", "failures_since_start", "account_failures", "source_failures",
+                    "locked", "attempt_time", "path_info"]
+    list_filter = ["attempt_time", "path_info"]
+    search_fields = ["username", "ip_address"]
+    ordering = ["-attempt_time"]
+    # Not get_data / post_data: axes masks the names and passwords there, and the rest says nothing.
+    fields = ["username", "ip_address", "user_agent", "path_info", "failures_since_start", "attempt_time"]
+    readonly_fields = fields
+    actions = ["unlock_accounts", "unlock_sources"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(account_total=_recent_failures("username"), source_total=_recent_failures("ip_address"))
+        )
+
+    @admin.display(description="account's failures", ordering="account_total")
+    def account_failures(self, obj) -> int:
+        return obj.account_total if obj.username else 0
+
+    @admin.display(description="source's failures", ordering="source_total")
+    def source_failures(self, obj) -> int:
+        return obj.source_total
+
+    @admin.display(description="locked", boolean=True)
+    def locked(self, obj) -> bool:
+        return max(self.account_failures(obj), obj.source_total) >= settings.AXES_FAILURE_LIMIT
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_unlock_permission(self, request) -> bool:
+        return request.user.has_perm("axes.delete_accessattempt")
+
+    def _unlock(self, request, scopes: list[dict], described: str) -> None:
+        unlocked = 0
+        for scope in scopes:
+            unlocked += bool(lockout_unlock(actor=request.user, via="admin", **scope))
+        self.message_user(
+            request, f"Unlocked {unlocked} {described}; their failed log-ins are forgotten.", messages.SUCCESS
+        )
+
+    @admin.action(description="Unlock the accounts of the selected attempts (from every address)", permissions=["unlock"])
+    def unlock_accounts(self, request, queryset):
+        names = queryset.exclude(username=None).order_by("username").values_list("username", flat=True).distinct()
+        self._unlock(request, [{"account_key": name} for name in names], "account(s)")
+
+    @admin.action(description="Unlock the addresses of the selected attempts (for every account)", permissions=["unlock"])
+    def unlock_sources(self, request, queryset):
+        sources = queryset.exclude(ip_address=None).order_by("ip_address").values_list("ip_address", flat=True).distinct()
+        self._unlock(request, [{"source": source} for source in sources], "address(es)")

@@ -11,6 +11,7 @@ from core.api.schema import error_responses
 from core.api.views import ListView, checked_id, id_parameter, validated_body
 
 from .models import ApiToken
+from .second_factor_guards import api_request_second_factor
 from .services import (
     DEFAULT_TOKEN_LIFETIME_DAYS,
     MAX_TOKEN_LIFETIME_DAYS,
@@ -26,7 +27,11 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at", "revoked", "expired"]
+        fields = [
+            "id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at", "revoked", "expired",
+            "second_factor",
+        ]
+        read_only_fields = ["second_factor"]
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
@@ -75,13 +80,19 @@ class TokenListCreateView(ListView):
     @extend_schema(
         summary="Create an API token",
         description="The answer carries the token once; send it as `Authorization: Bearer <token>`. "
-        "It acts with your permissions until it expires or you revoke it.",
+        "It acts with your permissions until it expires or you revoke it. Trusted roles create it with their "
+        "second factor (a verified session, or the current code in the header `X-OTP`): `second_factor` says so.",
         request=ApiTokenCreateSerializer,
         responses={201: ApiTokenCreatedSerializer, **error_responses(400, 401)},
     )
     def post(self, request):
         data = validated_body(ApiTokenCreateSerializer, request)
-        created = api_token_create(user=request.user, name=data["name"], expires_in_days=data["expires_in_days"])
+        created = api_token_create(
+            user=request.user,
+            name=data["name"],
+            expires_in_days=data["expires_in_days"],
+            second_factor=api_request_second_factor(request),
+        )
         body = ApiTokenSerializer(created.token).data
         body["token"] = created.plaintext
         response = Response(body, status=status.HTTP_201_CREATED)

@@ -1,25 +1,49 @@
 """DRF authentication: API tokens (Bearer/Token) and HTTP Basic; their OpenAPI security schemes.
 
 Token creation and revocation are services (portal/services.py); only the hash is stored.
+Both lock out (portal/lockout.py): HTTP Basic counts failed passwords per account and per
+source, as the log-in page does; unknown tokens are counted per source, and a locked source
+is refused (429, code "locked_out") before any token is looked up.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib.auth import authenticate
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from . import lockout
 from .models import ApiToken
 from .services import LAST_USED_RESOLUTION, TOKEN_PREFIX, token_hash
+
+
+class LockedOut(exceptions.APIException):
+    """429: too many failed log-ins for the account or from the source (portal/lockout.py)."""
+
+    status_code = 429
+    default_code = lockout.LOCKED_OUT_CODE
+
+    def __init__(self):
+        super().__init__(lockout.locked_out_message())
+        self.wait = settings.PORTAL_LOCKOUT_COOLOFF_MINUTES * 60  # the error handler sends it as Retry-After
+
+
+class InvalidToken(exceptions.AuthenticationFailed):
+    """No token has this value: a guess, as far as the portal can tell, and counted as one."""
+
+    def __init__(self):
+        super().__init__("Invalid token.")
 
 
 def api_token_authenticate(*, token: str) -> ApiToken:
     """The active token `token` names, or AuthenticationFailed saying why not."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        raise exceptions.AuthenticationFailed("Invalid token.")
+        raise InvalidToken()
     found = ApiToken.objects.select_related("user").filter(key_hash=token_hash(token)).first()
     if found is None:
-        raise exceptions.AuthenticationFailed("Invalid token.")
+        raise InvalidToken()
     if found.revoked:
         raise exceptions.AuthenticationFailed("This token has been revoked.")
     if found.expired:
@@ -44,11 +68,19 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Invalid token header: send `Authorization: Bearer <token>`.")
+        attempt = lockout.ApiLogInAttempt(request)
+        if lockout.api_token_source_locked(attempt):
+            raise LockedOut()
         try:
-            token = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Invalid token.") from None
-        found = api_token_authenticate(token=token)
+            try:
+                token = parts[1].decode("ascii")
+            except UnicodeDecodeError:
+                raise InvalidToken() from None
+            found = api_token_authenticate(token=token)
+        except InvalidToken:
+            if lockout.api_token_guess_record(attempt):
+                raise LockedOut() from None
+            raise
         return found.user, found
 
     def authenticate_header(self, request):
@@ -70,12 +102,25 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
 
 class BasicAuthentication(authentication.BasicAuthentication):
     """DRF's HTTP Basic, refusing credentials no account can have (a NUL character: PostgreSQL
-    would refuse the query with a 500) as the 401 they are."""
+    would refuse the query with a 500) as the 401 they are, and locking out as the log-in page does.
+
+    Django's authenticate() gets the request as axes should see it (lockout.ApiLogInAttempt:
+    never the body, which DRF would parse there); a locked account or source is a 429, and a
+    success clears the account's failures, as a log-in on the page does."""
 
     def authenticate_credentials(self, userid, password, request=None):
         if "\x00" in userid or "\x00" in password or len(userid) > 150:
             raise exceptions.AuthenticationFailed("Invalid username/password.")
-        return super().authenticate_credentials(userid, password, request)
+        attempt = lockout.ApiLogInAttempt(request) if request is not None else None
+        user = authenticate(request=attempt, username=userid, password=password)
+        if user is None:
+            if attempt is not None and lockout.refused_as_locked_out(attempt):
+                raise LockedOut()
+            raise exceptions.AuthenticationFailed("Invalid username/password.")
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        lockout.account_failures_clear(username=user.get_username())
+        return (user, None)
 
 
 class BasicScheme(OpenApiAuthenticationExtension):

@@ -9,6 +9,7 @@ still the demo's. Registered from PortalConfig.ready().
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +31,9 @@ OCSP_SIGNERS = ("delegated", "ca")
 OCSP_VALIDITY_HOURS_MIN, OCSP_VALIDITY_HOURS_MAX = 8, 240
 OCSP_RESPONDER_VALIDITY_DAYS_MAX = 365
 LDAP_PRESETS = ("openldap", "activedirectory")
+LOCKOUT_COOLOFF_MINUTES_MAX = 7 * 24 * 60
+# What DRF's throttles parse ("N/" and a period they read by its first letter), or "off".
+API_THROTTLE_RATE = re.compile(r"^(?:[1-9][0-9]*/(?:second|minute|hour|day)|off)$", re.IGNORECASE)
 
 # The demo's organization and CA URL: fine for `make run`, wrong in every real certificate.
 EXAMPLE_ORGANIZATION_NAME = "Example Organization"
@@ -219,6 +223,38 @@ def check_organization(app_configs: Iterable[Any] | None = None, **kwargs: Any) 
             )
         ]
     return []
+
+
+@register(SETTINGS_TAG)
+def check_lockout_cooloff_minutes(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    minutes = _setting("PORTAL_LOCKOUT_COOLOFF_MINUTES")
+    if _is_whole_number(minutes) and 1 <= minutes <= LOCKOUT_COOLOFF_MINUTES_MAX:
+        return []
+    return [
+        Error(
+            f"PORTAL_LOCKOUT_COOLOFF_MINUTES must be between 1 and {LOCKOUT_COOLOFF_MINUTES_MAX}, not {minutes!r}.",
+            hint="How long log-in stays locked after the fifth failed attempt (an administrator can unlock "
+            "sooner with `manage.py unlock_account`); the default is 30.",
+            id="portal.E020",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_api_throttle_rates(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    problems = []
+    for name in ("PORTAL_API_THROTTLE_ANON", "PORTAL_API_THROTTLE_USER"):
+        rate = _setting(name)
+        if isinstance(rate, str) and API_THROTTLE_RATE.match(rate.strip()):
+            continue
+        problems.append(
+            Error(
+                f"{name} must be a number of requests per second, minute, hour or day, or 'off', not {rate!r}.",
+                hint="For example '300/minute' (the default for anonymous clients) or '1200/minute' (per account).",
+                id="portal.E021",
+            )
+        )
+    return problems
 
 
 # --- A production deployment: `manage.py check --deploy` ----------------------------------

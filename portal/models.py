@@ -20,6 +20,12 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: does not expire.")
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Trusted roles call the API only with tokens made after their second factor (portal/second_factor_guards.py).
+    second_factor = models.BooleanField(
+        "created with the second factor",
+        default=False,
+        help_text="The request that created it had passed its owner's second factor.",
+    )
 
     class Meta:
         verbose_name = "API token"
@@ -39,3 +45,29 @@ class ApiToken(models.Model):
     @property
     def active(self) -> bool:
         return not self.revoked and not self.expired
+
+
+class DirectoryAccount(models.Model):
+    """A Django user that belongs to the directory: only these log in with a directory password.
+
+    Created by the first directory log-in of a name no local account has (origin "login"),
+    or by an administrator with `manage.py link_directory_account` (origin "linked", and then
+    only the linked entry logs in as it). A user without this row is a local account
+    (bootstrap superuser, break-glass, demo): the directory never logs in as it, nor changes it.
+    """
+
+    class Origin(models.TextChoices):
+        LOGIN = "login", "created by a directory log-in"
+        LINKED = "linked", "linked by an administrator"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_account")
+    entry_dn = models.CharField("entry DN", max_length=1024, help_text="The directory entry, normalized.")
+    origin = models.CharField(max_length=16, choices=Origin.choices)
+    linked_by = models.CharField(max_length=150, blank=True, help_text="Who linked it (origin linked).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "directory account"
+
+    def __str__(self) -> str:
+        return f"{self.user} = {self.entry_dn}"

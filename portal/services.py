@@ -47,8 +47,14 @@ class CreatedToken:
 
 
 @transaction.atomic
-def api_token_create(*, user, name: str, expires_in_days: int | None = DEFAULT_TOKEN_LIFETIME_DAYS) -> CreatedToken:
-    """A new token for `user`; the result carries the plaintext, which is not kept anywhere."""
+def api_token_create(
+    *, user, name: str, expires_in_days: int | None = DEFAULT_TOKEN_LIFETIME_DAYS, second_factor: bool = False
+) -> CreatedToken:
+    """A new token for `user`; the result carries the plaintext, which is not kept anywhere.
+
+    `second_factor`: the creating request had passed the owner's second factor (the edge knows);
+    only such tokens work for trusted roles.
+    """
     name = (name or "").strip()
     errors = {}
     if not name:
@@ -69,6 +75,7 @@ def api_token_create(*, user, name: str, expires_in_days: int | None = DEFAULT_T
         prefix=plaintext[:PREFIX_LENGTH],
         key_hash=token_hash(plaintext),
         expires_at=timezone.now() + timedelta(days=expires_in_days),
+        second_factor=second_factor,
     )
     token.full_clean()
     token.save()
@@ -76,7 +83,12 @@ def api_token_create(*, user, name: str, expires_in_days: int | None = DEFAULT_T
         action=AuditAction.TOKEN_CREATED,
         actor=user,
         obj=token,
-        details={"name": name, "prefix": token.prefix, "expires_at": token.expires_at.isoformat()},
+        details={
+            "name": name,
+            "prefix": token.prefix,
+            "expires_at": token.expires_at.isoformat(),
+            "second_factor": second_factor,
+        },
     )
     return CreatedToken(token=token, plaintext=plaintext)
 

@@ -108,7 +108,8 @@ ALLOWED_HOSTS = env.list("PORTAL_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("PORTAL_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, whose site asks trusted roles for their second factor (portal/admin_site.py).
+    "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -118,10 +119,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
+    # Second factor (portal/second_factor.py): TOTP authenticator apps and static recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "portal",
     "audit",
     "enrollment",
     "escrow",
+    # Lockout after repeated failed log-ins (portal/lockout.py); its receivers run after audit's.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -132,10 +139,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "audit.middleware.AuditSourceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "portal.sessions.SessionPolicyMiddleware",
+    "portal.second_factor_guards.SecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out log-in into the lockout page (portal/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -213,7 +224,11 @@ REST_FRAMEWORK = {
         "portal.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Views that name their own permission classes start from these (core.api.permissions.with_default_permissions).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "portal.second_factor_guards.SecondFactorForTrustedRoles",
+    ],
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
@@ -221,6 +236,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.PortalPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Per client address (anonymous) and per account: PORTAL_API_THROTTLE_ANON / _USER, read on
+    # each request (portal/throttling.py). The address is REMOTE_ADDR, as for the audit log and the
+    # lockout: with NUM_PROXIES unset DRF would believe any X-Forwarded-For a client sends.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "portal.throttling.AnonymousRateThrottle",
+        "portal.throttling.AccountRateThrottle",
+    ],
+    "NUM_PROXIES": 0,
 }
 
 # OpenAPI 3 at /api/v1/schema/, Swagger UI at /api/v1/docs/ from the sidecar package (no CDN).
@@ -240,6 +263,11 @@ SPECTACULAR_SETTINGS = {
         "RequestStateEnum": "enrollment.models.CertificateRequest.State",
         "PublicationStateEnum": "enrollment.models.DirectoryPublication.State",
     },
+    # Every operation may answer 429 (API throttles, log-in lockout): core/api/schema.py.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.api.schema.document_too_many_requests",
+    ],
 }
 
 EMAIL_BACKEND = env.str("PORTAL_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -316,6 +344,14 @@ PORTAL_AUDIT_ANCHOR_FILE = Path(
     env.str("PORTAL_AUDIT_ANCHOR_FILE", default=str(DATA_DIR / "audit-anchors.jsonl"))
 ).resolve()
 PORTAL_DEMO_PASSWORD = env.str("PORTAL_DEMO_PASSWORD", default="correct-horse-battery")
+# Second factor (portal/second_factor.py): every trusted role needs one. The demo accounts of
+# `make run` are exempt in development unless PORTAL_DEMO_2FA is on; in production never.
+PORTAL_DEMO_2FA = env.bool("PORTAL_DEMO_2FA", default=False)
+# The name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = f"{PORTAL_ORGANIZATION_NAME} S/MIME portal"
+# Devices are enrolled by their owner and reset with `manage.py reset_second_factor`, both audited;
+# the admin does not list them (portal/admin.py), and would never show a secret.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # --- Directory (LDAP / Active Directory): publishing certificates -----------------------
 # Without PORTAL_LDAP_URI there is no directory: nothing is published and no publication
@@ -364,7 +400,35 @@ PORTAL_LDAP_RESERVED_USERNAMES = env.list(
 # Imported here, after the PORTAL_LDAP_* settings: it touches no models, so it is safe in settings.
 from portal.ldap_auth import authentication_backends
 
-AUTHENTICATION_BACKENDS = authentication_backends(ldap_uri=PORTAL_LDAP_URI)
+# The lockout backend first: it refuses a locked account or source before a password is checked.
+AUTHENTICATION_BACKENDS = ["portal.lockout.LockoutBackend", *authentication_backends(ldap_uri=PORTAL_LDAP_URI)]
+
+# --- Lockout after failed log-ins (django-axes; portal/lockout.py) and API throttles ---------
+# 5 failures within the cool-off lock the account, and (counted apart) 5 lock the source
+# address, on every log-in surface; unknown API tokens count against their source. The lock
+# ends PORTAL_LOCKOUT_COOLOFF_MINUTES after the last counted failure, or when an administrator
+# unlocks (`manage.py unlock_account`, or the admin's Axes → Access attempts).
+PORTAL_LOCKOUT_COOLOFF_MINUTES = env.int("PORTAL_LOCKOUT_COOLOFF_MINUTES", default=30)
+AXES_FAILURE_LIMIT = 5  # the most the CA/Browser Forum's Network and Certificate System Security Requirements allow
+AXES_LOCKOUT_PARAMETERS = "portal.lockout.lockout_parameters"  # ["username", "ip_address"]: either locks
+AXES_USERNAME_CALLABLE = "portal.lockout.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "portal.lockout.client_address"  # REMOTE_ADDR, as the audit log records it
+AXES_COOLOFF_TIME = "portal.lockout.cool_off"
+AXES_LOCKOUT_CALLABLE = "portal.lockout.lockout_response"
+# Attempts refused while locked are not counted (nor written): a flood costs reads, and the
+# lock is not prolonged by it (it ends a cool-off after the fifth failure).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A success clears the account's failures (portal.lockout), not those of its source, as axes' own reset would.
+AXES_RESET_ON_SUCCESS = False
+# The audit log records log-ins and failed log-ins; axes keeps only the counts it locks with.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_ENABLE_ADMIN = False  # portal/admin.py shows the counts, with an audited unlock
+AXES_VERBOSE = False
+# API requests per minute (or "N/second", "N/hour", "N/day"; "off": none) per client address
+# without credentials, and per account; more answer 429 (code "throttled") with Retry-After.
+PORTAL_API_THROTTLE_ANON = env.str("PORTAL_API_THROTTLE_ANON", default="300/minute")
+PORTAL_API_THROTTLE_USER = env.str("PORTAL_API_THROTTLE_USER", default="1200/minute")
 
 # --- Task queue (Celery on Redis) ----------------------------------------------------------
 # With PORTAL_BROKER_URL (e.g. redis://127.0.0.1:6379/0) tasks go to `celery -A portal worker`

@@ -20,6 +20,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("reauthenticate/", views.reauthenticate, name="reauthenticate"),
+    path("second-factor/", include(("portal.second_factor_urls", "second_factor"))),
     path("", include("enrollment.revocation.urls")),
     path("api/v1/", include("enrollment.api.urls")),
     path("api/v1/tokens/", api.TokenListCreateView.as_view(), name="api-token-list"),

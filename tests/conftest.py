@@ -2,6 +2,10 @@
 
 Keys are generated once per session (RSA is slow on two cores); the database rows that
 point at them are created per test, so transactional tests (live server, browser) work too.
+
+Passwords are hashed with Django's MD5 hasher in the whole suite (the production PBKDF2 costs
+about a third of a second per hash, and every user created and every log-in hashes once);
+tests/portal/test_production_hasher.py keeps the configured hashers and logs in with them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,64 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from portal_testing import PASSWORD, TEST_BASE_URL, require_tool
+
+FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PRODUCTION_PASSWORD_HASHERS = pytest.StashKey[list]()
+_PASSWORD_HASHERS_OVERRIDE = pytest.StashKey[object]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """The fast hasher for the whole run, before any fixture creates a user (live-server threads
+    share these settings; subprocesses read the settings module and keep the production hasher).
+    The configured hashers are kept on the config for the one test that logs in with them."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    config.stash[PRODUCTION_PASSWORD_HASHERS] = list(settings.PASSWORD_HASHERS)
+    override = override_settings(PASSWORD_HASHERS=FAST_PASSWORD_HASHERS)
+    override.enable()  # sends setting_changed: Django drops its cached hashers
+    config.stash[_PASSWORD_HASHERS_OVERRIDE] = override
+
+
+def pytest_unconfigure(config):
+    override = config.stash.get(_PASSWORD_HASHERS_OVERRIDE, None)
+    if override is not None:
+        override.disable()
+        del config.stash[_PASSWORD_HASHERS_OVERRIDE]
+
+
+@pytest.fixture
+def production_password_hashers(request) -> list[str]:
+    """PASSWORD_HASHERS as the project's settings configure them (before the suite's override)."""
+    return list(request.config.stash[PRODUCTION_PASSWORD_HASHERS])
+
+
+@pytest.fixture(autouse=True)
+def api_throttles_start_afresh():
+    """Every test starts with no API request counted by the throttles (portal/throttling.py).
+
+    Their counts live in the cache, which outlives a test (the lockout's counts are database rows,
+    rolled back with it): without this, the requests of earlier tests from 127.0.0.1 would count."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+class _EveryName:
+    def __contains__(self, username) -> bool:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def second_factor_exemption_as_for_the_demo_accounts(monkeypatch):
+    """Every account of the suite is exempt from the second factor as `make run`'s demo accounts are
+    (in development, while PORTAL_DEMO_2FA is off), whatever its name, so that the tests of other
+    features log in as they did. The second factor's own tests turn PORTAL_DEMO_2FA on, which ends
+    the exemption for everyone, and test the exemption's real list of names
+    (tests/portal/test_second_factor.py, tests/api/test_second_factor_api.py)."""
+    monkeypatch.setattr("portal.second_factor.DEMO_USERNAMES", _EveryName())
 
 
 @pytest.fixture
@@ -191,10 +253,13 @@ def auditor(make_user):
 
 @pytest.fixture
 def issued(pki, alice, approver):
-    """An issued certificate of alice's (RSA 3072, sponsor-validated)."""
+    """An issued certificate of alice's (ECDSA P-256: quick to generate; sponsor-validated).
+
+    The tests that take it do not depend on the subscriber's key type (escrow is CMS key
+    transport to the RSA agent key whatever key it carries); tests of key types issue their own."""
     from enrollment.services.requests import certificate_request_approve, certificate_request_create
 
-    request = certificate_request_create(employee=alice.employee, submitted_by=alice)
+    request = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
     request = certificate_request_approve(request_id=request.pk, approver=approver)
     assert request.state == "issued", request.reason
     return request.certificate

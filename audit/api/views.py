@@ -9,11 +9,11 @@ from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from audit import selectors
 from audit.services import AUDIT_EXPORT_COLUMNS, audit_export_csv
+from core.api.permissions import default_permission_classes
 from core.api.schema import error_responses
 from core.api.views import ListView
 
@@ -50,7 +50,7 @@ def json_errors(*codes: int) -> dict:
 
 class AuditEventListView(ListView):
     serializer_class = AuditEventSerializer
-    permission_classes = [IsAuthenticated, IsAuditor]
+    permission_classes = [*default_permission_classes(), IsAuditor]
     renderer_classes = [JSONRenderer, AuditCsvRenderer]
     filterset_class = AuditEventFilter
 

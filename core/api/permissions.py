@@ -5,9 +5,13 @@ or act on one object stays with the services and selectors, which answer 404 whe
 object's existence must not leak: a class here never turns such a 404 into a 403.
 
     permission_classes = [
-        IsAuthenticated,
+        *default_permission_classes(),
         HasPerm("enrollment.view_employee", "Only approvers … list employees.", methods=["GET"]),
     ]
+
+A view that names its own classes starts from the defaults (settings REST_FRAMEWORK): an
+authenticated caller, and the second factor for trusted roles (portal.second_factor_guards,
+which this layer cannot import by name).
 """
 
 from __future__ import annotations
@@ -15,8 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rest_framework.permissions import BasePermission
+from rest_framework.settings import api_settings
 
-__all__ = ["HasPerm", "user_has_perm"]
+__all__ = ["HasPerm", "default_permission_classes", "user_has_perm"]
+
+
+def default_permission_classes() -> list[type[BasePermission]]:
+    """DEFAULT_PERMISSION_CLASSES: what every view requires before its own classes (they are not replaced)."""
+    return list(api_settings.DEFAULT_PERMISSION_CLASSES)
 
 
 def user_has_perm(user, permission: str) -> bool:

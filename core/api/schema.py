@@ -4,10 +4,12 @@
     @extend_schema(responses={200: MySerializer, **error_responses(400, 401, 403, 404)})
 """
 
+import copy
+
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-__all__ = ["ErrorBodySerializer", "ErrorSerializer", "error_responses"]
+__all__ = ["ErrorBodySerializer", "ErrorSerializer", "document_too_many_requests", "error_responses"]
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -40,3 +42,25 @@ ERROR_DESCRIPTIONS = {
 def error_responses(*codes: int) -> dict:
     """Schema entries for the JSON error shape {"error": {"code", "message", "fields"}} under these codes."""
     return {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS.get(code, "Error.")) for code in codes}
+
+
+_OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+TOO_MANY_REQUESTS = {
+    "description": "Too many requests: the API's throttles (code \"throttled\"), or too many failed log-ins "
+    "for the account or from the address (code \"locked_out\"). Retry-After says when to try again.",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+def document_too_many_requests(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every operation may answer 429, in the error shape.
+
+    The throttles and the lockout apply to every view, so no view documents it itself."""
+    if "Error" not in result.get("components", {}).get("schemas", {}):
+        return result
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method in _OPERATIONS:
+                operation.setdefault("responses", {}).setdefault("429", copy.deepcopy(TOO_MANY_REQUESTS))
+    return result

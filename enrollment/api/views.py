@@ -10,11 +10,10 @@ become the one JSON error shape in core.api.errors).
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.permissions import HasPerm
+from core.api.permissions import HasPerm, default_permission_classes
 from core.api.schema import error_responses
 from core.api.views import ListView, id_parameter
 from core.api.views import checked_id as _checked_id
@@ -31,7 +30,7 @@ SEE_PUBLICATIONS = HasPerm(
 
 
 class PublicationListView(ListView):
-    permission_classes = [IsAuthenticated, SEE_PUBLICATIONS]
+    permission_classes = [*default_permission_classes(), SEE_PUBLICATIONS]
     serializer_class = PublicationSerializer
     filterset_class = PublicationFilter
 
@@ -49,7 +48,7 @@ class PublicationListView(ListView):
 
 
 class PublicationDetailView(APIView):
-    permission_classes = [IsAuthenticated, SEE_PUBLICATIONS]
+    permission_classes = [*default_permission_classes(), SEE_PUBLICATIONS]
 
     @extend_schema(
         summary="A directory publication",
@@ -63,7 +62,7 @@ class PublicationDetailView(APIView):
 
 class PublicationRetryView(APIView):
     permission_classes = [
-        IsAuthenticated,
+        *default_permission_classes(),
         HasPerm("enrollment.retry_directorypublication", "You may not retry directory publications.", methods=["POST"]),
     ]
 

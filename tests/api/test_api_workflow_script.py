@@ -43,7 +43,6 @@ def test_a_script_runs_a_certificates_life_through_the_api(
     live_server, pki, alice, approver, approver2, agent, tmp_path, settings
 ):
     openssl = require_tool("openssl")
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     agent_user, agent_p12 = agent
 
     result = subprocess.run(

@@ -161,7 +161,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(role, populat
     from schemathesis.generation import GenerationMode
     from schemathesis.specs.openapi.checks import response_schema_conformance
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     schema = schemathesis.openapi.from_dict(_schema())
     headers = _headers(role, populated)
     known = {"serial": populated["serial"], "request_id": populated["request"], "slug": "issuing-ca"}

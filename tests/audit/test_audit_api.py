@@ -344,7 +344,6 @@ def test_generated_queries_never_crash_and_match_the_schema(events, auditor, set
     from schemathesis.generation import GenerationMode
     from schemathesis.specs.openapi.checks import response_schema_conformance
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     auditor.set_password(PASSWORD)
     auditor.save()
     schema = schemathesis.openapi.from_dict(client_for(None).get("/api/v1/schema/", {"format": "json"}).json())

@@ -58,7 +58,10 @@ def ldap_login(db, ldap_settings, directory):
     ldap_settings.PORTAL_LDAP_ADMINS_GROUP_DN = group_dn("admins")
     ldap_settings.PORTAL_LDAP_GROUP_BASE_DN = ""
     # settings.py lists the backends once, from the environment; here the URI came later.
-    ldap_settings.AUTHENTICATION_BACKENDS = authentication_backends(ldap_uri=directory.uri)
+    # The lockout backend first, as there (portal/lockout.py).
+    ldap_settings.AUTHENTICATION_BACKENDS = [
+        "portal.lockout.LockoutBackend", *authentication_backends(ldap_uri=directory.uri)
+    ]
     yield ldap_settings
     directory.start()
     directory.reset_accounts()

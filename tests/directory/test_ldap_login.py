@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -9,13 +10,14 @@ import time
 import pytest
 from django.contrib.auth import BACKEND_SESSION_KEY, get_user_model
 from django.contrib.auth.models import Group
-
-from enrollment.models import Employee
-from enrollment.roles import APPROVERS, AUDITORS, KEY_RECOVERY_AGENTS
-from audit.models import AuditEvent
-from portal.ldap_auth import LDAP_BACKEND, MODEL_BACKEND, authentication_backends, group_search_base
+from django.core.management import call_command
 from portal_testing import PASSWORD
 from slapd_server import DIRECTORY_PASSWORDS, GROUPS_DN, PLACEHOLDER_MEMBER, group_dn, person_dn
+
+from audit.models import AuditEvent
+from enrollment.models import Employee
+from enrollment.roles import APPROVERS, AUDITORS, KEY_RECOVERY_AGENTS
+from portal.ldap_auth import LDAP_BACKEND, MODEL_BACKEND, authentication_backends, group_search_base
 
 User = get_user_model()
 LOGIN_ERROR = "Please enter a correct username and password"
@@ -108,8 +110,10 @@ def test_a_mailbox_another_employee_has_still_logs_in_with_a_warning(client, lda
     assert "employee record not updated" in caplog.text
 
 
-def test_a_local_account_of_the_same_name_is_the_directory_users(client, ldap_login, make_user):
+def test_a_linked_local_account_of_the_same_name_is_the_directory_users(client, ldap_login, make_user):
+    # Was: any local account of the same name was taken over. Now only after an explicit link.
     local = make_user("carol", given_name="Caroline", surname="Local")
+    call_command("link_directory_account", "carol", "--dn", person_dn("carol"), stdout=io.StringIO())
 
     assert login(client, "carol").status_code == 302
 
@@ -396,3 +400,334 @@ def test_a_name_that_is_no_account_is_recorded_only_as_a_hash(client, db):
     first, second = AuditEvent.objects.filter(action="auth.login_failed").order_by("id")
     assert mistyped not in json.dumps(first.details)
     assert first.details == second.details and set(first.details) == {"unknown_account_sha256"}
+
+
+# --- Directory log-in owns only directory accounts -----------------------------------------
+# Each test below fails on the code before DirectoryAccount: there, a directory entry became
+# the local account of the same name, superuser or not, and rewrote its name and mail.
+
+ATTACKER_PASSWORD = "chosen-by-the-attacker"
+HOSTILE_MAIL = "mallory@attacker.example"
+
+
+def directory_account(user):
+    from portal.models import DirectoryAccount
+
+    return DirectoryAccount.objects.filter(user=user).first()
+
+
+@pytest.fixture
+def hostile_admin_entry(directory):
+    """What a directory administrator (or anyone who may create entries) adds: uid=admin, their password."""
+    dn = person_dn("admin")
+    directory.delete_entry(dn)
+    directory.add_entry(
+        dn,
+        ["inetOrgPerson"],
+        {
+            "uid": "admin",
+            "cn": "Mallory Hostile",
+            "givenName": "Mallory",
+            "sn": "Hostile",
+            "mail": HOSTILE_MAIL,
+            "userPassword": ATTACKER_PASSWORD,
+        },
+    )
+    yield dn
+    directory.delete_entry(dn)
+
+
+@pytest.fixture
+def local_admin(make_user):
+    """The bootstrap superuser, a local account with a local password."""
+    return make_user("admin", given_name="Ada", surname="Admin", superuser=True)
+
+
+def test_the_hostile_entry_binds_in_the_directory(hostile_admin_entry, directory):
+    # The attack is real: the directory accepts the attacker's password for uid=admin.
+    from ldap3 import Connection, Server
+
+    connection = Connection(Server(directory.uri), hostile_admin_entry, ATTACKER_PASSWORD)
+    assert connection.bind()
+    connection.unbind()
+
+
+@pytest.mark.parametrize("url", ["/login/", "/admin/login/?next=/admin/"])
+def test_a_hostile_uid_admin_entry_cannot_log_in_as_the_local_superuser(
+    client, ldap_login, hostile_admin_entry, local_admin, url, caplog
+):
+    before = User.objects.get(pk=local_admin.pk)
+    employee_before = Employee.objects.get(user=local_admin)
+
+    with caplog.at_level(logging.WARNING):
+        response = login(client, "admin", ATTACKER_PASSWORD, url=url)
+
+    assert response.status_code == 200
+    assert (ADMIN_LOGIN_ERROR if url.startswith("/admin/") else LOGIN_ERROR) in response.content.decode()
+    assert logged_in_as(client) == ""
+    assert client.get("/admin/").status_code == 302  # to the admin's log-in page
+    after = User.objects.get(pk=local_admin.pk)
+    assert (after.first_name, after.last_name, after.email, after.password) == (
+        before.first_name, before.last_name, before.email, before.password,
+    )
+    assert after.is_superuser and after.check_password(PASSWORD) and not after.check_password(ATTACKER_PASSWORD)
+    employee = Employee.objects.get(user=local_admin)
+    assert (employee.given_name, employee.surname, employee.mail, employee.directory_dn) == (
+        employee_before.given_name, employee_before.surname, employee_before.mail, employee_before.directory_dn,
+    )
+    assert HOSTILE_MAIL not in json.dumps(list(Employee.objects.values()), default=str)
+    assert directory_account(local_admin) is None
+    assert "'admin' is a local account" in caplog.text
+    # A failed log-in in the audit log, as for a wrong password.
+    event = AuditEvent.objects.filter(action="auth.login_failed").order_by("-id").first()
+    assert event.details == {"username": "admin"}
+    assert not AuditEvent.objects.filter(action="auth.login").exists()
+    assert ATTACKER_PASSWORD not in json.dumps([e.details for e in AuditEvent.objects.all()])
+
+    # The local superuser still logs in with the local password.
+    response = login(client, "admin", PASSWORD, url="/admin/login/?next=/admin/")
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.session[BACKEND_SESSION_KEY] == MODEL_BACKEND
+
+
+def test_a_hostile_entry_of_any_letter_case_is_refused(client, ldap_login, hostile_admin_entry, local_admin):
+    assert login(client, "ADMIN", ATTACKER_PASSWORD).status_code == 200
+    assert logged_in_as(client) == ""
+    assert User.objects.filter(username__iexact="admin").count() == 1
+
+
+def test_populating_from_the_directory_never_changes_a_local_account(ldap_login, hostile_admin_entry, local_admin):
+    # django-auth-ldap's populate_user() looks the entry up without a log-in: the check after the
+    # search (get_or_build_user) refuses too, before any attribute is copied.
+    from portal.ldap_auth import PortalLDAPBackend
+
+    assert PortalLDAPBackend().populate_user("admin") is None
+
+    admin = User.objects.get(pk=local_admin.pk)
+    assert (admin.first_name, admin.email) == (local_admin.first_name, local_admin.email)
+    assert admin.check_password(PASSWORD)
+
+
+def test_a_local_staff_account_is_never_reached_with_a_directory_password(client, ldap_login, make_user, caplog):
+    local = make_user("carol", given_name="Caroline", surname="Local", groups=[AUDITORS])
+
+    with caplog.at_level(logging.WARNING):
+        response = login(client, "carol")  # carol's directory password: an approver in the directory
+
+    assert response.status_code == 200 and LOGIN_ERROR in response.content.decode()
+    carol = User.objects.get(pk=local.pk)
+    assert (carol.first_name, carol.email) == (local.first_name, local.email)
+    assert roles(carol) == {AUDITORS}  # the directory's approver group did not touch it
+    assert Employee.objects.get(user=carol).surname == "Local"
+    assert "'carol' is a local account" in caplog.text
+    assert login(client, "carol", PASSWORD).status_code == 302  # its local password still works
+
+
+def test_a_mistyped_local_password_never_goes_to_the_directory(client, ldap_login, local_admin, directory, caplog):
+    directory.stop()  # a directory round trip would log "Can't contact LDAP server"
+
+    with caplog.at_level(logging.WARNING):
+        response = login(client, "admin", "adminn-password-with-a-typo")
+
+    assert response.status_code == 200
+    assert "Can't contact LDAP server" not in caplog.text
+    assert "'admin' is a local account" in caplog.text
+
+
+def test_a_new_directory_user_becomes_a_directory_account(client, ldap_login):
+    from django.contrib.auth import authenticate
+
+    from portal.models import DirectoryAccount
+
+    assert login(client, "bob").status_code == 302
+
+    bob = User.objects.get(username="bob")
+    account = directory_account(bob)
+    assert account.origin == DirectoryAccount.Origin.LOGIN and account.entry_dn == person_dn("bob")
+    assert not bob.has_usable_password() and not bob.is_superuser
+    # Only the directory backend logs it in; the local one knows no password for it.
+    from django.contrib.auth.backends import ModelBackend
+
+    assert ModelBackend().authenticate(None, username="bob", password=DIRECTORY_PASSWORDS["bob"]) is None
+    assert authenticate(None, username="bob", password=DIRECTORY_PASSWORDS["bob"]).backend == LDAP_BACKEND
+    client.logout()
+    assert login(client, "bob").status_code == 302  # the next log-in finds the directory account
+    assert DirectoryAccount.objects.filter(user=bob).count() == 1
+
+
+@pytest.mark.parametrize("username", ["admin", "Admin", "root"])
+def test_a_reserved_name_without_a_local_account_is_refused(client, ldap_login, directory, username, caplog):
+    uid = username.lower()
+    directory.delete_entry(person_dn(uid))
+    directory.add_entry(person_dn(uid), ["inetOrgPerson"], {"uid": uid, "cn": "x", "sn": "x", "userPassword": ATTACKER_PASSWORD})
+    try:
+        with caplog.at_level(logging.WARNING):
+            response = login(client, username, ATTACKER_PASSWORD)
+    finally:
+        directory.delete_entry(person_dn(uid))
+
+    assert response.status_code == 200 and LOGIN_ERROR in response.content.decode()
+    assert not User.objects.filter(username__iexact=uid).exists()  # a later bootstrap superuser gets the name
+    assert "is reserved (PORTAL_LDAP_RESERVED_USERNAMES)" in caplog.text
+
+
+def test_reserved_names_are_configurable(client, ldap_login):
+    ldap_login.PORTAL_LDAP_RESERVED_USERNAMES = ["Bob"]
+
+    assert login(client, "bob").status_code == 200
+    assert not User.objects.filter(username="bob").exists()
+    assert login(client, "carol").status_code == 302
+
+
+def test_an_explicitly_linked_local_account_logs_in_with_the_directory_password(client, ldap_login, make_user):
+    local = make_user("carol", given_name="Caroline", surname="Local")
+    out = io.StringIO()
+
+    call_command("link_directory_account", "carol", "--dn", "uid=carol, ou=people, dc=example, dc=org", stdout=out)
+
+    assert f"Linked carol to {person_dn('carol')}" in out.getvalue()
+    carol = User.objects.get(pk=local.pk)
+    assert not carol.has_usable_password()  # the directory keeps the password now
+    event = AuditEvent.objects.get(action="auth.directory_linked")
+    assert event.details["username"] == "carol" and event.details["entry_dn"] == person_dn("carol")
+    assert event.object_id == str(carol.pk)
+
+    assert login(client, "carol", PASSWORD).status_code == 200  # the old local password
+    response = login(client, "carol")
+    assert response.status_code == 302 and client.session[BACKEND_SESSION_KEY] == LDAP_BACKEND
+    carol = User.objects.get(pk=local.pk)
+    assert (carol.first_name, carol.last_name, carol.email) == ("Carol", "Clark", "carol@example.org")
+    assert roles(carol) == {APPROVERS}
+
+
+def test_a_linked_account_logs_in_only_from_its_entry(client, ldap_login, make_user, caplog):
+    make_user("carol")
+    call_command("link_directory_account", "carol", "--dn", person_dn("alice"), stdout=io.StringIO())
+
+    with caplog.at_level(logging.WARNING):
+        response = login(client, "carol")  # uid=carol binds, but the account is alice's entry's
+
+    assert response.status_code == 200
+    assert f"is linked to {person_dn('alice')}, not to {person_dn('carol')}" in caplog.text
+
+
+def test_a_reserved_name_logs_in_once_an_administrator_linked_it(client, ldap_login, make_user, directory):
+    make_user("root", given_name="Rita", surname="Root")
+    directory.delete_entry(person_dn("root"))
+    directory.add_entry(
+        person_dn("root"), ["inetOrgPerson"],
+        {"uid": "root", "cn": "Rita Root", "sn": "Root", "mail": "root@example.org", "userPassword": "rita-directory-password"},
+    )
+    try:
+        assert login(client, "root", "rita-directory-password").status_code == 200
+        call_command("link_directory_account", "root", "--dn", person_dn("root"), stdout=io.StringIO())
+        assert login(client, "root", "rita-directory-password").status_code == 302
+    finally:
+        directory.delete_entry(person_dn("root"))
+
+
+def test_the_link_command_refuses_a_superuser(ldap_login, local_admin, capsys):
+    from django.core.management import ManagementUtility
+
+    with pytest.raises(SystemExit) as exited:
+        ManagementUtility(["manage.py", "link_directory_account", "admin", "--dn", person_dn("admin")]).execute()
+
+    assert exited.value.code != 0
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        "CommandError: admin is a superuser; superusers stay local accounts and never log in with a directory password"
+    )
+    assert directory_account(local_admin) is None
+    assert User.objects.get(pk=local_admin.pk).check_password(PASSWORD)
+    assert not AuditEvent.objects.filter(action="auth.directory_linked").exists()
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["nobody", "--dn", person_dn("carol")], "There is no user 'nobody'."),
+        (["carol", "--dn", "carol at example"], "is not a distinguished name"),
+        (["carol", "--dn", "uid=carol,ou=elsewhere,dc=example,dc=org"], "is not under PORTAL_LDAP_USER_BASE_DN"),
+    ],
+)
+def test_the_link_command_refuses_what_cannot_log_in(ldap_login, make_user, arguments, message):
+    from django.core.management import CommandError
+
+    make_user("carol")
+    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call_command("link_directory_account", *arguments)
+    assert directory_account(User.objects.get(username="carol")) is None
+
+
+def test_an_entry_links_to_one_account_only(ldap_login, make_user):
+    from django.core.management import CommandError
+
+    make_user("carol")
+    make_user("caroline")
+    call_command("link_directory_account", "carol", "--dn", person_dn("carol"), stdout=io.StringIO())
+
+    with pytest.raises(CommandError, match="already belongs to the account carol"):
+        call_command("link_directory_account", "caroline", "--dn", person_dn("carol"))
+
+
+def test_a_directory_account_made_superuser_no_longer_logs_in_from_the_directory(client, ldap_login, caplog):
+    assert login(client, "bob").status_code == 302
+    User.objects.filter(username="bob").update(is_superuser=True, is_staff=True)
+
+    assert logged_in_as(client) == ""  # its directory session ended
+
+    with caplog.at_level(logging.WARNING):
+        assert login(client, "bob").status_code == 200
+    assert "'bob' is a superuser" in caplog.text
+
+
+def test_a_directory_account_whose_link_was_removed_is_local(client, ldap_login):
+    from portal.models import DirectoryAccount
+
+    login(client, "bob")
+    DirectoryAccount.objects.filter(user__username="bob").delete()
+
+    assert logged_in_as(client) == ""
+    assert login(client, "bob").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("AUTH_LDAP_USER_FLAGS_BY_GROUP", {"is_superuser": group_dn("approvers")}),
+        ("AUTH_LDAP_USER_ATTR_MAP", {"first_name": "givenName", "username": "mail"}),
+    ],
+)
+def test_explicit_settings_cannot_make_the_directory_decide_superusers(client, ldap_login, name, value, caplog):
+    setattr(ldap_login, name, value)
+
+    with caplog.at_level(logging.WARNING):
+        response = login(client, "carol")
+
+    assert response.status_code == 200
+    assert not User.objects.filter(is_superuser=True).exists()
+    assert f"{name} may not set" in caplog.text
+
+
+def test_the_migration_keeps_the_directory_users_earlier_log_ins_created(db, make_user):
+    import importlib
+
+    from django.apps import apps
+
+    from enrollment.services.employees import employee_upsert
+
+    migration = importlib.import_module("portal.migrations.0002_directory_accounts")
+    # What django-auth-ldap made before: an unusable password, the entry's DN on the employee.
+    bob = User.objects.create_user("bob")
+    employee_upsert(user=bob, mail="bob@example.org", directory_dn="uid=bob, ou=people, dc=example, dc=org")
+    local = make_user("carol")  # a local password: stays local even with a DN on record
+    Employee.objects.filter(user=local).update(directory_dn=person_dn("carol"))
+    admin = make_user("admin", superuser=True)
+    admin.set_unusable_password()
+    admin.save()
+    Employee.objects.filter(user=admin).update(directory_dn=person_dn("admin"))
+
+    migration.adopt_directory_users(apps, None)
+
+    assert directory_account(bob).entry_dn == person_dn("bob")
+    assert directory_account(local) is None and directory_account(admin) is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 
-import pytest
 from rest_framework.test import APIClient
 
 from enrollment.pki.pkcs12 import load_pkcs12
@@ -21,11 +20,6 @@ from test_recovery_support import (  # noqa: F401 - fixtures
 )
 
 BASE = "/api/v1/recoveries/"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def api(user) -> APIClient:

@@ -7,24 +7,13 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from enrollment import roles
+from enrollment.demo_accounts import DEMO_USERS
 from enrollment.models import CertificateAuthority, Employee
 from enrollment.pki.pkcs12 import pkcs12_bundle
 from enrollment.services.authorities import ca_create
 from enrollment.services.employees import employee_upsert
 from escrow.models import KeyRecoveryAgent
 from escrow.services.agents import key_recovery_agent_create
-
-DEMO_USERS = [
-    # username, given name, surname, groups, superuser
-    ("alice", "Alice", "Archer", [], False),
-    ("bob", "Bob", "Baker", [], False),
-    ("approver", "Ann", "Approver", [roles.APPROVERS], False),
-    ("approver2", "Arthur", "Approver", [roles.APPROVERS], False),
-    ("auditor", "Audrey", "Auditor", [roles.AUDITORS], False),
-    ("agent", "Kim", "Agent", [roles.KEY_RECOVERY_AGENTS], False),
-    ("admin", "Ada", "Admin", [roles.PKI_ADMINISTRATORS], True),
-]
 
 
 class Command(BaseCommand):
