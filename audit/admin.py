@@ -17,8 +17,8 @@ from django.utils.dateparse import parse_date
 from core.admin_tools import ReadOnlyAdmin
 
 from . import selectors
-from .services import audit_export_csv
 from .models import AuditEvent
+from .services import audit_export_csv
 
 
 class DateRangeFilter(admin.ListFilter):

@@ -69,6 +69,7 @@ def setup_django(workdir: Path) -> None:
 
 
 def create_rows(count: int, key_type: str):
+    from cryptography.hazmat.primitives.serialization import Encoding
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
@@ -77,7 +78,6 @@ def create_rows(count: int, key_type: str):
     from enrollment.pki import ca as pki_ca
     from enrollment.pki.keys import generate_private_key
     from enrollment.services.authorities import organization_from_settings
-    from cryptography.hazmat.primitives.serialization import Encoding
 
     key = generate_private_key(key_type)
     certificate = pki_ca.self_signed_issuing_certificate(
@@ -189,8 +189,8 @@ def ocsp_rate(ca, certificate, count: int, requests: int) -> tuple[float, int]:
     from cryptography.hazmat.primitives.serialization import Encoding
     from cryptography.x509 import ocsp
 
-    from enrollment.revocation.ocsp import ocsp_respond
     from enrollment.pki.ocsp import issuer_hashes
+    from enrollment.revocation.ocsp import ocsp_respond
 
     name_hash, key_hash = issuer_hashes(certificate, hashes.SHA1())
     ders = [
@@ -229,7 +229,6 @@ def main(argv=None) -> int:
 
 def run(args, vendor: str) -> int:
     from cryptography import x509
-
     from django.db import connection, transaction
 
     if vendor == "sqlite":

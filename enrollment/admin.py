@@ -10,7 +10,8 @@ from core.exceptions import ConfigurationError, PortalError, error_message
 from enrollment.revocation.services import certificate_revoke
 from enrollment.services.requests import certificate_request_approve, certificate_request_reject
 
-from .models import Certificate, CertificateAuthority, CertificateRequest
+from .directory.drain import DirectoryNotConfigured, publications_retry
+from .models import Certificate, CertificateAuthority, CertificateRequest, DirectoryPublication
 from .pki.crl import REVOCATION_REASON_NAMES
 from .pki.serials import compact_hex, normalize_serial
 
@@ -155,8 +156,6 @@ class CertificateAuthorityAdmin(ReadOnlyAdmin):
 
 # --- Directory publication (appended with the directory publisher) ------------------------
 
-from .directory.drain import DirectoryNotConfigured, publications_retry
-from .models import DirectoryPublication  # noqa: E402
 
 
 @admin.register(DirectoryPublication)
@@ -215,4 +214,4 @@ class DirectoryPublicationAdmin(ReadOnlyAdmin):
             )
 
 
-from . import admin_employees  # noqa: E402,F401 - registers the employee and offboarding admins
+from . import admin_employees  # noqa: E402,F401,I001 - registers the employee and offboarding admins

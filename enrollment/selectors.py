@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from core.exceptions import ConfigurationError, NotFound
+
 from .models import Certificate, CertificateAuthority, CertificateRequest
 from .pki.serials import normalize_serial
 

@@ -11,8 +11,6 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from core.admin_tools import ReadOnlyAdmin, action_confirmation
 from core.exceptions import PortalError, error_message
-
-from . import cms
 from escrow.services.agents import key_recovery_agent_deactivate
 from escrow.services.recovery import (
     recovery_request_approve,
@@ -21,6 +19,8 @@ from escrow.services.recovery import (
     recovery_request_reject,
     recovery_request_withdraw,
 )
+
+from . import cms
 from .models import EscrowRecord, KeyRecoveryAgent, RecoveryDecision, RecoveryRequest
 
 

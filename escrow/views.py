@@ -11,14 +11,14 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.downloads import attachment
-from core.sessions import fresh_authentication_required
 from core.exceptions import NotFound, PortalError, error_message
+from core.sessions import fresh_authentication_required
 from enrollment.models import Employee
 from enrollment.pki.serials import normalize_serial
-
 from escrow.selectors import escrowed_certificates, open_pickups_of
 from escrow.services.pickups import key_history_pkcs12_export, recovery_pkcs12_export
 from escrow.services.recovery import recovery_request_create, recovery_request_withdraw
+
 from .forms import ALL_KEYS, OwnKeyRecoveryForm, Pkcs12DownloadForm
 from .models import RecoveryRequest
 

@@ -18,9 +18,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from core.exceptions import NotFound
 from audit.events import AuditAction
 from audit.services import audit_record
+from core.exceptions import NotFound
 
 from .models import ApiToken
 

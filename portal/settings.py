@@ -398,7 +398,7 @@ PORTAL_LDAP_RESERVED_USERNAMES = env.list(
     "PORTAL_LDAP_RESERVED_USERNAMES", default=["admin", "administrator", "root", "superuser", "system"]
 )
 # Imported here, after the PORTAL_LDAP_* settings: it touches no models, so it is safe in settings.
-from portal.ldap_auth import authentication_backends
+from portal.ldap_auth import authentication_backends  # noqa: E402
 
 # The lockout backend first: it refuses a locked account or source before a password is checked.
 AUTHENTICATION_BACKENDS = ["portal.lockout.LockoutBackend", *authentication_backends(ldap_uri=PORTAL_LDAP_URI)]

@@ -11,23 +11,22 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from enrollment import selectors
-from enrollment.revocation.services import certificate_revoke
-from enrollment.services.issuance import certificate_pkcs12_export
-from enrollment.services.requests import certificate_renewal_request, certificate_request_create
 from audit.events import AuditAction
 from audit.services import audit_record
 from core.downloads import attachment
-from core.sessions import fresh_authentication_required, mark_authenticated
 from core.exceptions import NotFound, PortalError, error_message
+from core.sessions import fresh_authentication_required, mark_authenticated
+from enrollment import selectors
 from enrollment.models import Employee
-
+from enrollment.revocation.services import certificate_revoke
+from enrollment.services.issuance import certificate_pkcs12_export
+from enrollment.services.requests import certificate_renewal_request, certificate_request_create
 from escrow.forms import Pkcs12DownloadForm
 
 from .forms import CertificateRequestForm, ReauthenticateForm, RevokeOwnForm

@@ -4,11 +4,10 @@ import base64
 import logging
 
 import pytest
-from django.apps import apps
-from django.db import connection
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-
+from django.apps import apps
+from django.db import connection
 from portal_testing import PASSWORD
 
 PASSPHRASE = "Tr0ub4dor&3-unique-passphrase"
@@ -21,7 +20,7 @@ def _needles(key) -> list[bytes]:
         .splitlines()[1:-1]
     )
     numbers = key.private_numbers()
-    secret_int = getattr(numbers, "d", None) or getattr(numbers, "private_value")
+    secret_int = getattr(numbers, "d", None) or numbers.private_value
     secret_bytes = secret_int.to_bytes((secret_int.bit_length() + 7) // 8, "big")
     return [der, pem_body, base64.b64encode(der), der.hex().encode(), secret_bytes, secret_bytes.hex().encode(),
             PASSPHRASE.encode()]

@@ -215,7 +215,7 @@ def _apply(
     config = client.config
     smime_attribute = config.smime_attribute if config.publish_smime_capable else None
     attributes = [config.certificate_attribute] + ([smime_attribute] if smime_attribute else [])
-    for attempt in range(3):
+    for _attempt in range(3):
         entry = client.find_entry(locator, attributes=attributes)
         plan = _plan(
             entry,

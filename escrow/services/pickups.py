@@ -18,16 +18,15 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from core.exceptions import ConfigurationError, InvalidState, NotFound, PickupUnavailable
 from audit.events import AuditAction
 from audit.services import audit_record
+from core.exceptions import ConfigurationError, InvalidState, NotFound, PickupUnavailable
 from enrollment.bundles import certificate_pkcs12, pkcs12_check_format, pkcs12_check_passphrase
 from enrollment.pki.keys import private_key_from_der, private_key_to_der
 from enrollment.pki.serials import normalize_serial
 
 from .. import sealing
 from ..models import PickupCopy, RecoveryPickup, RecoveryRequest
-
 
 # --- The sealed-key path --------------------------------------------------------------------------
 

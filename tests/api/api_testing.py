@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from rest_framework.test import APIClient
-
 from portal_testing import PASSWORD
+from rest_framework.test import APIClient
 
 
 def basic_client(user=None) -> APIClient:

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from portal_testing import PASSWORD, require_tool
 
 SCRIPT = Path(__file__).with_name("api_workflow_script.py")

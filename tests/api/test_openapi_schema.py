@@ -14,12 +14,12 @@ import time
 from collections import Counter
 
 import pytest
+from api_testing import basic_client, token_client
 from django.core.management import call_command
-from hypothesis import HealthCheck, Phase, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hypothesis_settings
 from openapi_spec_validator import validate
 from rest_framework.test import APIClient
-
-from api_testing import basic_client, token_client
 
 # Per operation and role: random and invalid input, then the real objects (a few: they change state).
 EXAMPLES_PER_OPERATION = {"positive": 5, "negative": 5, "known": 3}
@@ -125,8 +125,8 @@ def wsgi_app():
 @pytest.fixture
 def populated(pki, alice, bob, approver, auditor, pki_admin, make_user, issue):
     """Something to find: alice's certificate, her pending request, bob's certificate, an API token."""
-    from enrollment.services.requests import certificate_request_create
     from enrollment.roles import KEY_RECOVERY_AGENTS
+    from enrollment.services.requests import certificate_request_create
     from portal.services import api_token_create
 
     agent = make_user("agent", groups=[KEY_RECOVERY_AGENTS])

@@ -15,9 +15,8 @@ own request, a list their role does not cover). The CA endpoints are public, lik
 from __future__ import annotations
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
-
 from api_testing import basic_client
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 ROLES = ("anonymous", "employee", "other", "approver", "auditor", "admin", "agent")
 
@@ -126,10 +125,10 @@ def _agent_p12(world) -> bytes:
 
 def _objects(path: str, world, issue) -> dict:
     """Alice's objects the path (or its body) names, created for this cell only."""
-    from enrollment.services.requests import certificate_request_create
-    from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create
     from enrollment.models import DirectoryPublication
     from enrollment.roles import APPROVERS, KEY_RECOVERY_AGENTS
+    from enrollment.services.requests import certificate_request_create
+    from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create
     from portal.services import api_token_create
 
     alice, make_user = world["alice"], world["make_user"]

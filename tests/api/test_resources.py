@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from api_testing import basic_client
 from cryptography import x509
 from django.utils import timezone
 
-from api_testing import basic_client
-from enrollment.models import Certificate, CertificateRequest, DirectoryPublication, Employee
 from audit.models import AuditEvent
-from enrollment.services.requests import certificate_request_approve, certificate_request_create, certificate_request_reject
+from enrollment.models import Certificate, CertificateRequest, DirectoryPublication, Employee
+from enrollment.services.requests import (
+    certificate_request_approve,
+    certificate_request_create,
+    certificate_request_reject,
+)
 
 
 def _ids(response) -> list[int]:

@@ -6,13 +6,13 @@ import re
 from datetime import timedelta
 
 import pytest
+from api_testing import basic_client, token_client
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
+from portal_testing import PASSWORD
 from rest_framework.test import APIClient
 
-from api_testing import basic_client, token_client
-from portal_testing import PASSWORD
 from audit.models import AuditEvent
 from portal.models import ApiToken
 

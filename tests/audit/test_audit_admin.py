@@ -4,11 +4,11 @@ import csv
 import io
 
 import pytest
-
-from audit.services import AUDIT_EXPORT_COLUMNS, audit_record
-from audit.models import AuditEvent
 from test_audit_api import append_event, utc
 from test_verify_audit_log import tamper
+
+from audit.models import AuditEvent
+from audit.services import AUDIT_EXPORT_COLUMNS, audit_record
 
 CHANGELIST = "/admin/audit/auditevent/"
 EXPORT = "/admin/audit/auditevent/export.csv"

@@ -10,11 +10,11 @@ import logging
 
 import pytest
 from django.core.management import CommandError, call_command
-
-from audit.chain import event_hash, GENESIS_HASH
-from audit.services import audit_checkpoint, audit_record
-from audit.models import AuditEvent
 from test_verify_audit_log import tamper
+
+from audit.chain import GENESIS_HASH, event_hash
+from audit.models import AuditEvent
+from audit.services import audit_checkpoint, audit_record
 
 
 @pytest.fixture

@@ -3,15 +3,16 @@
 import base64
 import csv
 import io
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 import pytest
+from portal_testing import PASSWORD
 from rest_framework.test import APIClient
 
-from audit.chain import audit_chain_breaks, event_hash, GENESIS_HASH
-from audit.services import AUDIT_EXPORT_COLUMNS, audit_record
+from audit.chain import GENESIS_HASH, audit_chain_breaks, event_hash
 from audit.models import AuditEvent
-from portal_testing import PASSWORD
+from audit.services import AUDIT_EXPORT_COLUMNS, audit_record
 
 LIST = "/api/v1/audit-events/"
 CSV = "/api/v1/audit-events.csv"
@@ -339,7 +340,8 @@ def test_generated_queries_never_crash_and_match_the_schema(events, auditor, set
     from django.core import signals
     from django.core.handlers.wsgi import WSGIHandler
     from django.db import close_old_connections
-    from hypothesis import HealthCheck, Phase, given, settings as hypothesis_settings
+    from hypothesis import HealthCheck, Phase, given
+    from hypothesis import settings as hypothesis_settings
     from schemathesis.checks import not_a_server_error
     from schemathesis.generation import GenerationMode
     from schemathesis.specs.openapi.checks import response_schema_conformance

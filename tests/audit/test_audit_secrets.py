@@ -3,12 +3,12 @@
 import base64
 import logging
 
-from django.db import connection
 from cryptography.hazmat.primitives.serialization import pkcs12
-
-from audit.services import audit_checkpoint
-from audit.models import AuditEvent
+from django.db import connection
 from portal_testing import PASSWORD
+
+from audit.models import AuditEvent
+from audit.services import audit_checkpoint
 
 PASSPHRASE = "Correct-Staple-9-audit-passphrase"
 API_PASSPHRASE = "another-Long-passphrase-42"

@@ -8,9 +8,9 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from audit.chain import audit_chain_breaks
+from audit.models import AuditEvent
 from audit.services import audit_record
 from audit.sql import AUDIT_APPEND_ONLY_REVERSE_SQL, AUDIT_APPEND_ONLY_SQL
-from audit.models import AuditEvent
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="PostgreSQL triggers; `make test-postgres` runs this"

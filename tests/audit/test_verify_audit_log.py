@@ -8,8 +8,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from audit.chain import event_hash
-from audit.services import audit_record
 from audit.models import AuditEvent
+from audit.services import audit_record
 
 
 def tamper(change):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from portal_testing import require_tool
 from slapd_server import CA_ENTRY_DN, PEOPLE_DN, PUBLISHER_DN, PUBLISHER_PASSWORD, SlapdServer, find_program, group_dn
 

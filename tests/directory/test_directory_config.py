@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from enrollment.directory.config import DirectoryConfig
 from core.exceptions import ConfigurationError
+from enrollment.directory.config import DirectoryConfig
 
 
 @pytest.fixture

@@ -7,17 +7,17 @@ import subprocess
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+from portal_testing import require_tool
+from slapd_server import PEOPLE_DN, find_program, person_dn
 
-from enrollment.services.employees import employee_upsert
+from audit.models import AuditEvent
 from enrollment.directory.services import (
     publication_attempt,
     publication_schedule,
     publication_schedule_removal,
 )
 from enrollment.models import DirectoryPublication
-from audit.models import AuditEvent
-from portal_testing import require_tool
-from slapd_server import PEOPLE_DN, find_program, person_dn
+from enrollment.services.employees import employee_upsert
 
 ALICE = person_dn("alice")
 BINARY = "userCertificate;binary"

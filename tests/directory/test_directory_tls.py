@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from enrollment.directory.services import publication_attempt, publication_schedule
 from portal_testing import require_tool
 from slapd_server import SlapdServer, find_program, person_dn
+
+from enrollment.directory.services import publication_attempt, publication_schedule
 
 ALICE = person_dn("alice")
 BINARY = "userCertificate;binary"

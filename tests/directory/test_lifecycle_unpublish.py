@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from django.core.management import call_command
 from django.utils import timezone
-
-from enrollment.revocation.services import certificate_revoke
-from enrollment.models import Certificate, DirectoryPublication
 from slapd_server import person_dn
+
+from enrollment.models import Certificate, DirectoryPublication
+from enrollment.revocation.services import certificate_revoke
 
 ALICE = person_dn("alice")
 BINARY = "userCertificate;binary"

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.utils import timezone
+from slapd_server import person_dn
 
+from enrollment.models import DirectoryPublication
 from enrollment.revocation.services import certificate_revoke
 from enrollment.services.requests import certificate_request_approve, certificate_request_create
-from enrollment.models import DirectoryPublication
-from slapd_server import person_dn
 
 ALICE = person_dn("alice")
 BINARY = "userCertificate;binary"
@@ -41,11 +41,10 @@ def celery_worker_on_redis():
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    import redis
     from celery.contrib.testing.worker import start_worker
 
     from portal.celery import app
-
-    import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     previous = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}

@@ -20,7 +20,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
-
 from portal_testing import PASSWORD, require_tool
 
 CHROMIUM = "/usr/bin/chromium"
@@ -115,8 +114,8 @@ def test_request_approve_download_in_a_browser(
 ):
     from playwright.sync_api import expect
 
-    from enrollment.services.requests import certificate_request_create
     from enrollment.models import Certificate, CertificateRequest
+    from enrollment.services.requests import certificate_request_create
 
     password = PASSWORD
     # The fixtures' rows are there for the live server (transactional database).

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 from cryptography import x509
-
 from portal_testing import PASSWORD
 from test_browser_flow import browser, new_page, portal_login  # noqa: F401 - the fixture is reused
 

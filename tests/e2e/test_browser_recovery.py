@@ -12,7 +12,6 @@ import re
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
-
 from portal_testing import PASSWORD
 from test_browser_flow import admin_login, admin_run_action, browser, new_page, portal_login, public_der  # noqa: F401
 

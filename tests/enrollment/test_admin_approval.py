@@ -1,10 +1,9 @@
 """Approvers work in the Django admin: changelist, filters, bulk approve and reject."""
 
 import pytest
-
 from portal_testing import PASSWORD
+
 from enrollment.services.requests import certificate_request_create
-from enrollment.models import CertificateRequest
 
 CHANGELIST = "/admin/enrollment/certificaterequest/"
 

@@ -4,9 +4,9 @@ import base64
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
+from portal_testing import PASSWORD
 from rest_framework.test import APIClient
 
-from portal_testing import PASSWORD
 from enrollment.models import CertificateRequest
 
 

@@ -1,7 +1,6 @@
 """`manage.py init_ca`: create or import the issuing CA; bad input ends in one readable line."""
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.management import CommandError, call_command

@@ -6,14 +6,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from django.core.exceptions import ValidationError
+from portal_testing import audit_tamper
 
-from enrollment.services.requests import certificate_request_approve, certificate_request_create, certificate_request_reject
-from core.exceptions import NotAllowed, SeparationOfDuties, InvalidState
+from audit.models import AuditEvent
+from core.exceptions import InvalidState, NotAllowed, SeparationOfDuties
 from enrollment.models import Certificate, CertificateRequest
 from enrollment.pki.lint import findings_at_or_above, lint_smime_certificate
-from audit.models import AuditEvent
+from enrollment.services.requests import (
+    certificate_request_approve,
+    certificate_request_create,
+    certificate_request_reject,
+)
 from escrow.models import EscrowRecord, KeyRecoveryAgent, PickupCopy
-from portal_testing import audit_tamper
 
 
 def _issue(employee_user, approver, **kwargs):

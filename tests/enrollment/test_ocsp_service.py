@@ -12,17 +12,17 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from django.utils import timezone
+from portal_testing import TEST_BASE_URL
 
-from enrollment.services.authorities import issuer_info, organization_from_settings
-from enrollment.models import Certificate
+from audit.models import AuditEvent
 from enrollment.keystore.ocsp import ocsp_responder_cache_clear, ocsp_responder_current, responder_directory
-from enrollment.revocation.ocsp import ocsp_respond
+from enrollment.models import Certificate
 from enrollment.pki.backends import InMemoryKeyBackend
 from enrollment.pki.keys import generate_private_key
 from enrollment.pki.lint import findings_at_or_above, lint_smime_certificate
 from enrollment.pki.profiles import Subscriber, smime_certificate_builder
-from audit.models import AuditEvent
-from portal_testing import TEST_BASE_URL
+from enrollment.revocation.ocsp import ocsp_respond
+from enrollment.services.authorities import issuer_info, organization_from_settings
 
 
 @pytest.fixture(autouse=True)

@@ -3,8 +3,8 @@
 import subprocess
 
 from cryptography.hazmat.primitives import serialization
-
 from portal_testing import require_tool
+
 from enrollment.pki.keys import private_key_from_der
 
 

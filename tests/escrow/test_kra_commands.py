@@ -11,21 +11,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from portal_testing import TEST_BASE_URL, require_tool
+from test_recovery_support import AGENT_PASSPHRASE, DOWNLOAD_PASSPHRASE, agent_p12, agent_user, spki  # noqa: F401
 
+from audit.models import AuditEvent
 from enrollment.pki import ca as pki_ca
 from enrollment.pki.backends import InMemoryKeyBackend
 from enrollment.pki.keys import generate_private_key
 from enrollment.pki.pkcs12 import load_pkcs12, pkcs12_bundle
 from enrollment.pki.profiles import IssuerInfo
 from enrollment.services.requests import certificate_request_approve, certificate_request_create
-from escrow.services.pickups import recovery_pkcs12_export
-from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create
-from audit.models import AuditEvent
 from escrow.models import EscrowRecord, KeyRecoveryAgent
 from escrow.services.agents import agent_credential_load
 from escrow.services.escrow import escrow_record_open
-from portal_testing import TEST_BASE_URL, require_tool
-from test_recovery_support import AGENT_PASSPHRASE, DOWNLOAD_PASSPHRASE, agent_p12, agent_user, spki  # noqa: F401
+from escrow.services.pickups import recovery_pkcs12_export
+from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create
 
 NEW_PASSPHRASE = "the-new-agent-passphrase-42"
 

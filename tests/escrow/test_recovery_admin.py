@@ -3,9 +3,6 @@ confirmation page and a comment; PKI administrators request recoveries and deact
 
 from __future__ import annotations
 
-from enrollment.services.requests import certificate_request_approve, certificate_request_create
-from escrow.services.recovery import recovery_request_create
-from escrow.models import KeyRecoveryAgent, RecoveryRequest
 from test_recovery_support import (  # noqa: F401 - fixtures
     AGENT_PASSPHRASE,
     agent_p12,
@@ -16,6 +13,10 @@ from test_recovery_support import (  # noqa: F401 - fixtures
     messages_of,
     pki_admin,
 )
+
+from enrollment.services.requests import certificate_request_approve, certificate_request_create
+from escrow.models import KeyRecoveryAgent, RecoveryRequest
+from escrow.services.recovery import recovery_request_create
 
 CHANGELIST = "/admin/escrow/recoveryrequest/"
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import base64
 
-from rest_framework.test import APIClient
-
-from enrollment.pki.pkcs12 import load_pkcs12
-from escrow.models import RecoveryRequest
 from portal_testing import PASSWORD
+from rest_framework.test import APIClient
 from test_recovery_support import (  # noqa: F401 - fixtures
     AGENT_PASSPHRASE,
-    approved_recovery,
     DOWNLOAD_PASSPHRASE,
     agent_p12,
     agent_user,
+    approved_recovery,
     pki_admin,
     spki,
 )
+
+from enrollment.pki.pkcs12 import load_pkcs12
+from escrow.models import RecoveryRequest
 
 BASE = "/api/v1/recoveries/"
 

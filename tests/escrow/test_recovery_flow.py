@@ -12,13 +12,6 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
-
-from enrollment.pki.pkcs12 import load_pkcs12
-from enrollment.services.requests import certificate_request_approve, certificate_request_create
-from escrow.services.pickups import recovery_pkcs12_export
-from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create
-from audit.models import AuditEvent
-from escrow.models import RecoveryRequest
 from portal_testing import require_tool
 from test_recovery_support import (  # noqa: F401 - fixtures
     AGENT_PASSPHRASE,
@@ -30,6 +23,13 @@ from test_recovery_support import (  # noqa: F401 - fixtures
     messages_of,
     spki,
 )
+
+from audit.models import AuditEvent
+from enrollment.pki.pkcs12 import load_pkcs12
+from enrollment.services.requests import certificate_request_approve, certificate_request_create
+from escrow.models import RecoveryRequest
+from escrow.services.pickups import recovery_pkcs12_export
+from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create
 
 CHANGELIST = "/admin/escrow/recoveryrequest/"
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from test_recovery_support import AGENT_PASSPHRASE, agent_p12, agent_user, approved_recovery, pki_admin  # noqa: F401
 
 from core.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuties
 from enrollment.services.requests import certificate_request_approve, certificate_request_create
-from escrow.services.recovery import recovery_request_approve, recovery_request_complete, recovery_request_create, recovery_request_reject
 from escrow.models import RecoveryDecision
-from test_recovery_support import AGENT_PASSPHRASE, agent_p12, agent_user, approved_recovery, pki_admin  # noqa: F401
+from escrow.services.recovery import (
+    recovery_request_approve,
+    recovery_request_complete,
+    recovery_request_create,
+    recovery_request_reject,
+)
 
 
 @pytest.fixture
@@ -152,9 +157,10 @@ def test_completion_rules(pki, approved_recovery, alice, approver, agent_user, a
         )
     # A PKCS#12 whose certificate is not a registered agent.
     stranger_key = generate_private_key("rsa-3072")
+    from datetime import datetime, timedelta, timezone
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
-    from datetime import datetime, timedelta, timezone
 
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "stranger")])
     now = datetime.now(timezone.utc)

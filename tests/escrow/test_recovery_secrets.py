@@ -11,9 +11,6 @@ from cryptography.hazmat.primitives import serialization
 from django.apps import apps
 from django.core.management import call_command
 from django.db import connection
-
-from enrollment.pki.pkcs12 import load_pkcs12
-from escrow.services.recovery import recovery_request_approve, recovery_request_create
 from test_recovery_support import (  # noqa: F401 - fixtures
     AGENT_PASSPHRASE,
     DOWNLOAD_PASSPHRASE,
@@ -22,6 +19,9 @@ from test_recovery_support import (  # noqa: F401 - fixtures
     login,
     spki,
 )
+
+from enrollment.pki.pkcs12 import load_pkcs12
+from escrow.services.recovery import recovery_request_approve, recovery_request_create
 
 
 def _forms(key) -> list[bytes]:

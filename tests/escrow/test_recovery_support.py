@@ -7,7 +7,6 @@ import re
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 from portal_testing import PASSWORD
 
 AGENT_PASSPHRASE = "agent-passphrase-7Qx!not-in-the-db"

@@ -9,6 +9,15 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from test_recovery_support import (  # noqa: F401 - fixtures
+    AGENT_PASSPHRASE,
+    agent_p12,
+    agent_user,
+    approved_recovery,
+    login,
+    messages_of,
+    pki_admin,
+)
 
 from audit.models import AuditEvent
 from core.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuties
@@ -19,15 +28,6 @@ from escrow.services.recovery import (
     recovery_request_complete,
     recovery_request_create,
     recovery_request_withdraw,
-)
-from test_recovery_support import (  # noqa: F401 - fixtures
-    AGENT_PASSPHRASE,
-    agent_p12,
-    agent_user,
-    approved_recovery,
-    login,
-    messages_of,
-    pki_admin,
 )
 
 

@@ -8,16 +8,16 @@ import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
 from django.utils import timezone
+from portal_testing import PASSWORD
 
+from audit.models import AuditEvent
+from core.exceptions import InvalidState, NotAllowed, SeparationOfDuties
+from enrollment.models import Certificate, CertificateRequest, ExpiryNotice
 from enrollment.revocation.services import certificate_revoke
 from enrollment.services.employees import employee_offboard
 from enrollment.services.expiry import certificates_expire, expiry_notices_send
 from enrollment.services.requests import certificate_renewal_request, certificate_request_create
-from core.exceptions import InvalidState, NotAllowed, SeparationOfDuties
-from enrollment.models import Certificate, CertificateRequest, ExpiryNotice
-from audit.models import AuditEvent
 from escrow.models import EscrowRecord
-from portal_testing import PASSWORD
 
 
 def _expire_in(certificate, days: float) -> Certificate:

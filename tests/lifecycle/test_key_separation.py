@@ -6,12 +6,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
+from core.exceptions import PickupUnavailable
 from enrollment.services.issuance import certificate_pkcs12_export
 from enrollment.services.requests import certificate_request_approve, certificate_request_create
-from escrow.services.recovery import recovery_request_create
-from core.exceptions import PickupUnavailable
-from escrow.models import EscrowRecord, PickupCopy
 from escrow import cms
+from escrow.models import EscrowRecord, PickupCopy
+from escrow.services.recovery import recovery_request_create
 
 PASSPHRASE = "a long enough passphrase"
 

@@ -8,12 +8,12 @@ offboarding; offboarding the only other approver makes every recovery impossible
 from __future__ import annotations
 
 import pytest
+from portal_testing import PASSWORD
 
 from audit.models import AuditEvent
 from core.exceptions import InvalidState, NotAllowed, SeparationOfDuties
 from enrollment.models import OffboardingRequest
 from enrollment.services.employees import employee_offboard, offboarding_request_create
-from portal_testing import PASSWORD
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ import pytest
 from cryptography import x509
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from portal_testing import PASSWORD
 
-from enrollment.revocation.services import certificate_revoke
+from audit.models import AuditEvent
 from core.exceptions import InvalidState, NotAllowed, NotFound
 from enrollment.models import Certificate
-from audit.models import AuditEvent
+from enrollment.revocation.services import certificate_revoke
 from escrow.models import EscrowRecord, PickupCopy
-from portal_testing import PASSWORD
 
 
 def _crl(ca) -> x509.CertificateRevocationList:

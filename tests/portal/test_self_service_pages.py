@@ -5,8 +5,8 @@ import subprocess
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
-
 from portal_testing import PASSWORD, require_tool
+
 from enrollment.models import CertificateRequest
 
 

@@ -8,10 +8,10 @@ import time
 import pytest
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from portal_testing import PASSWORD
 
 from audit.models import AuditEvent
 from core.sessions import AUTHENTICATED_AT, LAST_SEEN_AT
-from portal_testing import PASSWORD
 
 
 def _log_in(client, username: str):

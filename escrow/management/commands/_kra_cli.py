@@ -12,7 +12,6 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-
 from django.core.management.base import CommandError
 
 PASSPHRASE_ENV = "PORTAL_KRA_PASSPHRASE"

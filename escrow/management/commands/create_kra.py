@@ -5,8 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from enrollment import roles
 from core.exceptions import PortalError
+from enrollment import roles
 from enrollment.pki.pkcs12 import MIN_PASSPHRASE_LENGTH, pkcs12_bundle
 from escrow.services.agents import key_recovery_agent_create
 

@@ -2,8 +2,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from core.exceptions import PortalError
-from escrow.services.recovery import recovery_request_complete
 from escrow.services.agents import agent_credential_load
+from escrow.services.recovery import recovery_request_complete
 
 from ._kra_cli import (
     add_passphrase_arguments,
