@@ -92,6 +92,7 @@ class TokenListCreateView(ListView):
             name=data["name"],
             expires_in_days=data["expires_in_days"],
             second_factor=api_request_second_factor(request),
+            created_by_token=isinstance(request.auth, ApiToken),
         )
         body = ApiTokenSerializer(created.token).data
         body["token"] = created.plaintext

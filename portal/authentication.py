@@ -16,7 +16,7 @@ from rest_framework import authentication, exceptions
 
 from . import lockout
 from .models import ApiToken
-from .services import LAST_USED_RESOLUTION, TOKEN_PREFIX, token_hash
+from .services import LAST_USED_RESOLUTION, TOKEN_PREFIX, api_tokens_revoke_stale, credential_stamp, token_hash
 
 
 class LockedOut(exceptions.APIException):
@@ -50,6 +50,11 @@ def api_token_authenticate(*, token: str) -> ApiToken:
         raise exceptions.AuthenticationFailed("This token has expired; create a new one.")
     if not found.user.is_active:
         raise exceptions.AuthenticationFailed("The token's account is disabled.")
+    if found.credential_stamp != credential_stamp(found.user):
+        api_tokens_revoke_stale(user=found.user)
+        raise exceptions.AuthenticationFailed(
+            "This token was revoked: the account's password or roles changed since it was made."
+        )
     now = timezone.now()
     if found.last_used_at is None or now - found.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=found.pk).update(last_used_at=now)

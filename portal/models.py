@@ -26,6 +26,9 @@ class ApiToken(models.Model):
         default=False,
         help_text="The request that created it had passed its owner's second factor.",
     )
+    # What the account's password, roles and state were when the token was made (services.credential_stamp):
+    # a token dies with the credentials and roles it was made under.
+    credential_stamp = models.CharField(max_length=64, blank=True)
 
     class Meta:
         verbose_name = "API token"

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
-from core.exceptions import NotFound
+from core.exceptions import NotAllowed, NotFound
 
 from .models import ApiToken
 
@@ -31,6 +31,13 @@ DEFAULT_TOKEN_LIFETIME_DAYS = 90
 MAX_ACTIVE_TOKENS = 50
 # last_used_at is written at most this often per token, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def credential_stamp(user) -> str:
+    """Changes whenever the account's password, roles, staff or superuser flag or activity change."""
+    roles = ",".join(sorted(user.groups.values_list("name", flat=True)))
+    material = "|".join([user.password, roles, str(user.is_staff), str(user.is_superuser), str(user.is_active)])
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def token_hash(token: str) -> str:
@@ -48,13 +55,24 @@ class CreatedToken:
 
 @transaction.atomic
 def api_token_create(
-    *, user, name: str, expires_in_days: int | None = DEFAULT_TOKEN_LIFETIME_DAYS, second_factor: bool = False
+    *,
+    user,
+    name: str,
+    expires_in_days: int | None = DEFAULT_TOKEN_LIFETIME_DAYS,
+    second_factor: bool = False,
+    created_by_token: bool = False,
 ) -> CreatedToken:
     """A new token for `user`; the result carries the plaintext, which is not kept anywhere.
 
     `second_factor`: the creating request had passed the owner's second factor (the edge knows);
-    only such tokens work for trusted roles.
+    only such tokens work for trusted roles. `created_by_token`: the request was authenticated
+    by a token, which may not make tokens (one would outlive or outrank its parent): tokens come
+    from a password (or password and second factor) log-in only.
     """
+    if created_by_token:
+        raise NotAllowed(
+            "A token cannot create tokens: create it on the tokens page, or with your password (HTTP Basic)."
+        )
     name = (name or "").strip()
     errors = {}
     if not name:
@@ -76,6 +94,7 @@ def api_token_create(
         key_hash=token_hash(plaintext),
         expires_at=timezone.now() + timedelta(days=expires_in_days),
         second_factor=second_factor,
+        credential_stamp=credential_stamp(user),
     )
     token.full_clean()
     token.save()
@@ -106,6 +125,24 @@ def api_token_revoke(*, user, token_id: int) -> ApiToken:
         token.save(update_fields=["revoked_at"])
         audit_record(action=AuditAction.TOKEN_REVOKED, actor=user, obj=token, details={"name": token.name, "prefix": token.prefix})
     return token
+
+
+def api_tokens_revoke_stale(*, user) -> int:
+    """Revoke `user`'s active tokens made under another password, other roles or an active account."""
+    stamp = credential_stamp(user)
+    stale = list(
+        ApiToken.objects.filter(user=user, revoked_at__isnull=True).exclude(credential_stamp=stamp).order_by("pk")
+    )
+    now = timezone.now()
+    for token in stale:
+        token.revoked_at = now
+        token.save(update_fields=["revoked_at"])
+        audit_record(
+            action=AuditAction.TOKEN_REVOKED,
+            obj=token,
+            details={"name": token.name, "prefix": token.prefix, "reason": "password, roles or account changed"},
+        )
+    return len(stale)
 
 
 # --- Selectors ------------------------------------------------------------------------------
