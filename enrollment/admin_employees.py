@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from core.admin_tools import ReadOnlyAdmin, action_confirmation
 from core.exceptions import PortalError, error_message
 
-from .models import Certificate, Employee, OffboardingRequest
+from .models import Certificate, Employee, OffboardingRequest, RoleGrantRequest
+from .roles import PKI_ADMINISTRATORS
 from .services.employees import (
     EMPLOYEE_FIELDS,
     employee_create,
@@ -18,6 +20,7 @@ from .services.employees import (
     employee_update,
     offboarding_request_create,
 )
+from .services.role_grants import GRANTABLE_ROLES, role_grant_confirm, role_grant_request
 
 
 class OffboardForm(forms.Form):
@@ -187,3 +190,80 @@ class OffboardingRequestAdmin(ReadOnlyAdmin):
     list_filter = [("confirmed_at", admin.EmptyFieldListFilter)]
     search_fields = ["user__username", "requested_by__username"]
     list_select_related = ["user", "requested_by", "confirmed_by"]
+
+
+class RoleGrantRequestForm(forms.ModelForm):
+    """Ask for a trusted role for someone: the service call is the form's validation (as for employees)."""
+
+    username = forms.CharField(max_length=150, help_text="Who gets the role.")
+    role = forms.ChoiceField(choices=[(role, role) for role in GRANTABLE_ROLES])
+    actor = None
+
+    class Meta:
+        model = RoleGrantRequest
+        fields = ["reason"]
+
+    def _post_clean(self):
+        if self._errors:
+            return
+        user = get_user_model().objects.filter(username=self.cleaned_data["username"]).first()
+        if user is None:
+            self.add_error("username", "There is no such account.")
+            return
+        try:
+            self.instance = role_grant_request(
+                user=user, role=self.cleaned_data["role"], actor=self.actor, reason=self.cleaned_data["reason"]
+            )
+        except (PortalError, ValidationError) as exc:
+            self.add_error(None, error_message(exc))
+
+
+@admin.register(RoleGrantRequest)
+class RoleGrantRequestAdmin(admin.ModelAdmin):
+    """Trusted roles are granted by two people: one asks here ("Add"), another grants with the action."""
+
+    list_display = ["user", "role", "requested_by", "reason", "created_at", "confirmed_by", "confirmed_at"]
+    list_filter = ["role", ("confirmed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__username", "requested_by__username"]
+    list_select_related = ["user", "requested_by", "confirmed_by"]
+    actions = ["grant_selected"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = RoleGrantRequestForm
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user
+        return form
+
+    def get_fields(self, request, obj=None):
+        return ["username", "role", "reason"] if obj is None else list(self.list_display)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else list(self.list_display)
+
+    def save_model(self, request, obj, form, change):
+        pass  # saved by the service while the form was validated
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser or request.user.groups.filter(name=PKI_ADMINISTRATORS).exists()
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_add_permission(request) or request.user.has_perm("enrollment.view_rolegrantrequest")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_grant_permission(self, request):
+        return self.has_add_permission(request)
+
+    @admin.action(description="Grant the selected roles (as the second person)", permissions=["grant"])
+    def grant_selected(self, request, queryset):
+        for grant in queryset.order_by("pk"):
+            try:
+                role_grant_confirm(request_id=grant.pk, actor=request.user)
+            except (PortalError, ValidationError) as exc:
+                self.message_user(request, f"Role grant #{grant.pk} not granted: {error_message(exc)}", messages.ERROR)
+            else:
+                self.message_user(request, f"Granted {grant.role} to {grant.user}.", messages.SUCCESS)

@@ -253,6 +253,37 @@ class OffboardingRequest(models.Model):
         return f"Offboarding of {self.user} requested by {self.requested_by}"
 
 
+class RoleGrantRequest(models.Model):
+    """A trusted role asked for someone by one PKI administrator; a second one confirms (services.role_grants)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="role_grant_requests")
+    role = models.CharField(max_length=64)
+    reason = models.TextField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="role_grant_requests_made"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="role_grant_requests_confirmed",
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "role"], condition=models.Q(confirmed_at__isnull=True), name="one_open_grant_per_role"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} for {self.user}, requested by {self.requested_by}"
+
+
 class DirectoryPublication(models.Model):
     """Whether a certificate is on its owner's directory entry, and what is left to do there.
 

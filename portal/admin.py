@@ -1,6 +1,8 @@
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import IntegerField, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -112,3 +114,28 @@ class AccessAttemptAdmin(admin.ModelAdmin):
     def unlock_sources(self, request, queryset):
         sources = queryset.exclude(ip_address=None).order_by("ip_address").values_list("ip_address", flat=True).distinct()
         self._unlock(request, [{"source": source} for source in sources], "address(es)")
+
+
+class PortalUserAdmin(UserAdmin):
+    """Accounts without role editing: trusted roles change only through the audited, dual-controlled
+    role grants (Enrollment → Role grant requests; enrollment/services/role_grants.py)."""
+
+    ROLE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), *self.ROLE_FIELDS] if obj is not None else []
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [
+            (name, {**options, "description": ROLE_HELP} if name == "Permissions" else options)
+            for name, options in fieldsets
+        ]
+
+
+ROLE_HELP = "Roles change through Enrollment → Role grant requests: one PKI administrator asks, another grants."
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), PortalUserAdmin)
