@@ -17,8 +17,8 @@ from escrow.services.recovery import (
     recovery_request_complete,
     recovery_request_create,
     recovery_request_reject,
-    recovery_request_withdraw,
 )
+from escrow.services.recovery_close import recovery_request_withdraw
 
 from . import cms
 from .models import EscrowRecord, KeyRecoveryAgent, RecoveryDecision, RecoveryRequest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from .services.pickups import pickup_copies_purge_expired as purge
-from .services.recovery import recoveries_expire as expire_recoveries
+from .services.recovery_close import recoveries_expire as expire_recoveries
 
 
 @shared_task(name="escrow.pickup_copies_purge_expired", ignore_result=True)

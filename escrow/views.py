@@ -17,7 +17,8 @@ from enrollment.models import Employee
 from enrollment.pki.serials import normalize_serial
 from escrow.selectors import escrowed_certificates, open_pickups_of
 from escrow.services.pickups import key_history_pkcs12_export, recovery_pkcs12_export
-from escrow.services.recovery import recovery_request_create, recovery_request_withdraw
+from escrow.services.recovery import recovery_request_create
+from escrow.services.recovery_close import recovery_request_withdraw
 
 from .forms import ALL_KEYS, OwnKeyRecoveryForm, Pkcs12DownloadForm
 from .models import RecoveryRequest

@@ -58,13 +58,13 @@ def is_recovery_approver(user) -> bool:
 # --- Mail ----------------------------------------------------------------------------------------
 
 
-def _describe(request: RecoveryRequest) -> str:
+def describe_keys(request: RecoveryRequest) -> str:
     if request.certificate_id:
         return f"the key of your certificate {request.certificate.serial}"
     return "all of your escrowed keys"
 
 
-def _notify_owner(request: RecoveryRequest, *, subject: str, text: str) -> None:
+def notify_owner(request: RecoveryRequest, *, subject: str, text: str) -> None:
     employee = request.employee
     mail_on_commit(
         to=[employee.mail],
@@ -189,10 +189,10 @@ def recovery_request_create(
             "required_approvals": request.required_approvals,
         },
     )
-    _notify_owner(
+    notify_owner(
         request,
         subject=f"Recovery of your S/MIME key requested (#{request.pk})",
-        text=f"a recovery of {_describe(request)} has been requested. It needs "
+        text=f"a recovery of {describe_keys(request)} has been requested. It needs "
         f"{request.required_approvals} approval(s) before a key recovery agent can carry it out.",
     )
     return request
@@ -349,10 +349,10 @@ def recovery_request_complete(*, request_id: int, agent, agent_pkcs12: bytes, pa
             "pickup_expires_at": expires_at.isoformat(),
         },
     )
-    _notify_owner(
+    notify_owner(
         request,
         subject=f"Your S/MIME key was recovered (#{request.pk})",
-        text=f"{_describe(request)} ({len(serials)} key(s)) "
+        text=f"{describe_keys(request)} ({len(serials)} key(s)) "
         f"{'was' if len(serials) == 1 else 'were'} recovered by a key recovery agent for "
         f"{request.recipient.get_username()}, who can download {'it' if len(serials) == 1 else 'them'} "
         f"until {expires_at:%Y-%m-%d}.",
@@ -367,74 +367,3 @@ def recovery_request_complete(*, request_id: int, agent, agent_pkcs12: bytes, pa
             ),
         )
     return request
-
-
-# --- Withdrawal and expiry -----------------------------------------------------------------------
-
-
-def _may_withdraw(user, request: RecoveryRequest) -> bool:
-    return user.is_active and (
-        user.pk in (request.requested_by_id, request.employee.user_id) or is_recovery_approver(user)
-    )
-
-
-@transaction.atomic
-def recovery_request_withdraw(*, request_id: int, actor, reason: str) -> RecoveryRequest:
-    """Withdraw a pending or approved request: by its requester, the keys' owner or an approver."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "Say why the recovery is withdrawn."})
-    request = (
-        RecoveryRequest.objects.select_for_update(of=("self",))
-        .select_related("employee__user", "certificate", "requested_by", "recipient")
-        .filter(pk=request_id)
-        .first()
-    )
-    if request is None or not (_may_withdraw(actor, request) or actor.has_perm("escrow.view_recoveryrequest")):
-        raise NotFound(f"There is no recovery request #{request_id}.")
-    if not _may_withdraw(actor, request):
-        raise NotAllowed("Only the requester, the keys' owner or an approver can withdraw a recovery request.")
-    if request.status not in OPEN_STATES:
-        raise InvalidState(f"Recovery request #{request.pk} is {request.status}; only open requests can be withdrawn.")
-    previous = request.status
-    request.status = Status.WITHDRAWN
-    request.withdrawn_at = timezone.now()
-    request.withdrawn_by = actor
-    request.save(update_fields=["status", "withdrawn_at", "withdrawn_by"])
-    audit_record(
-        action=AuditAction.RECOVERY_WITHDRAWN,
-        actor=actor,
-        obj=request,
-        details={"reason": reason, "was": previous},
-    )
-    _notify_owner(
-        request,
-        subject=f"Recovery of your S/MIME key withdrawn (#{request.pk})",
-        text=f"the recovery of {_describe(request)} was withdrawn by {actor.get_username()}: {reason}",
-    )
-    return request
-
-
-def recoveries_expire(*, now=None) -> int:
-    """Mark approved recoveries that no agent completed in time expired (each in its own transaction)."""
-    now = now or timezone.now()
-    due = RecoveryRequest.objects.filter(status=Status.APPROVED, approval_expires_at__lte=now)
-    count = 0
-    for request_id in list(due.values_list("pk", flat=True)):
-        with transaction.atomic():
-            request = (
-                RecoveryRequest.objects.select_for_update()
-                .filter(pk=request_id, status=Status.APPROVED, approval_expires_at__lte=now)
-                .first()
-            )
-            if request is None:
-                continue
-            request.status = Status.EXPIRED
-            request.save(update_fields=["status"])
-            audit_record(
-                action=AuditAction.RECOVERY_EXPIRED,
-                obj=request,
-                details={"approval_expired_at": request.approval_expires_at.isoformat()},
-            )
-        count += 1
-    return count

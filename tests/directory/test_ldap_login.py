@@ -626,16 +626,17 @@ def test_a_reserved_name_logs_in_once_an_administrator_linked_it(client, ldap_lo
         directory.delete_entry(person_dn("root"))
 
 
-def test_the_link_command_refuses_a_superuser(ldap_login, local_admin, capsys):
-    from django.core.management import ManagementUtility
+def test_the_link_command_refuses_a_superuser(ldap_login, local_admin):
+    # call_command, not ManagementUtility: run_from_argv closes every database connection when
+    # it ends, which on PostgreSQL takes the test's transaction with it. manage.py prints a
+    # CommandError as this one line ("CommandError: <message>") and exits 1.
+    from django.core.management import CommandError, call_command
 
-    with pytest.raises(SystemExit) as exited:
-        ManagementUtility(["manage.py", "link_directory_account", "admin", "--dn", person_dn("admin")]).execute()
+    with pytest.raises(CommandError) as refused:
+        call_command("link_directory_account", "admin", "--dn", person_dn("admin"))
 
-    assert exited.value.code != 0
-    error = capsys.readouterr().err.strip()
-    assert error == (
-        "CommandError: admin is a superuser; superusers stay local accounts and never log in with a directory password"
+    assert str(refused.value) == (
+        "admin is a superuser; superusers stay local accounts and never log in with a directory password"
     )
     assert directory_account(local_admin) is None
     assert User.objects.get(pk=local_admin.pk).check_password(PASSWORD)

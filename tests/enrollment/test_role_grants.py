@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from portal_testing import PASSWORD
 
 from audit.models import AuditEvent
 from core.exceptions import InvalidState, NotAllowed, SeparationOfDuties
 from enrollment.roles import APPROVERS, PKI_ADMINISTRATORS
 from enrollment.services.role_grants import role_grant_confirm, role_grant_request, role_revoke
-from portal_testing import PASSWORD
 
 
 @pytest.fixture

@@ -23,12 +23,11 @@ from audit.models import AuditEvent
 from core.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuties
 from escrow.models import RecoveryRequest
 from escrow.services.recovery import (
-    recoveries_expire,
     recovery_request_approve,
     recovery_request_complete,
     recovery_request_create,
-    recovery_request_withdraw,
 )
+from escrow.services.recovery_close import recoveries_expire, recovery_request_withdraw
 
 
 def _complete(request, agent, agent_p12):

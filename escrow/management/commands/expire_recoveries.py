@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from escrow.services.recovery import recoveries_expire
+from escrow.services.recovery_close import recoveries_expire
 
 
 class Command(BaseCommand):
