@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import getpass
-
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from core.exceptions import PortalError
 from portal.ldap_auth import directory_account_link
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return ""
+from portal.management.operator import operator_name, user_named
 
 
 class Command(BaseCommand):
@@ -29,11 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--dn", required=True, help="the entry's DN, e.g. uid=carol,ou=people,dc=example,dc=org")
 
     def handle(self, *args, username, dn, **options):
-        user = get_user_model().objects.filter(username=username).first()
-        if user is None:
-            raise CommandError(f"There is no user {username!r}.")
+        user = user_named(username)
         try:
-            account = directory_account_link(user=user, entry_dn=dn, linked_by=_operator())
+            account = directory_account_link(user=user, entry_dn=dn, linked_by=operator_name())
         except PortalError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
-
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from core.exceptions import error_message
+from portal.management.operator import operator_name, user_named
 from portal.second_factor import second_factor_reset
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return ""
 
 
 class Command(BaseCommand):
@@ -31,11 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("--reason", required=True, help="why, e.g. the ticket number and how the identity was checked")
 
     def handle(self, *args, username, reason, **options):
-        user = get_user_model().objects.filter(username=username).first()
-        if user is None:
-            raise CommandError(f"There is no user {username!r}.")
+        user = user_named(username)
         try:
-            removed = second_factor_reset(user=user, operator=_operator(), reason=reason)
+            removed = second_factor_reset(user=user, operator=operator_name(), reason=reason)
         except ValidationError as exc:
             raise CommandError(error_message(exc)) from None
         self.stdout.write(

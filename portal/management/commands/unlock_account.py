@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 import ipaddress
 
 from django.core.management.base import BaseCommand, CommandError
 
 from portal.lockout import lockout_key, lockout_unlock
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return ""
+from portal.management.operator import operator_name
 
 
 class Command(BaseCommand):
@@ -40,7 +33,7 @@ class Command(BaseCommand):
             account_key=lockout_key(username) if username else None,
             source=source,
             via="command",
-            operator=_operator(),
+            operator=operator_name(),
         )
         what = " and ".join(part for part in (username and f"account {username}", source and f"address {source}") if part)
         if failures:
