@@ -12,7 +12,7 @@ from core.admin_tools import ReadOnlyAdmin, action_confirmation
 from core.exceptions import PortalError, error_message
 
 from .models import Certificate, Employee, OffboardingRequest, RoleGrantRequest
-from .roles import PKI_ADMINISTRATORS
+from .roles import is_pki_administrator
 from .services.employees import (
     EMPLOYEE_FIELDS,
     employee_create,
@@ -244,7 +244,7 @@ class RoleGrantRequestAdmin(admin.ModelAdmin):
         pass  # saved by the service while the form was validated
 
     def has_add_permission(self, request):
-        return request.user.is_superuser or request.user.groups.filter(name=PKI_ADMINISTRATORS).exists()
+        return is_pki_administrator(request.user)
 
     def has_view_permission(self, request, obj=None):
         return self.has_add_permission(request) or request.user.has_perm("enrollment.view_rolegrantrequest")

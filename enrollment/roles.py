@@ -21,6 +21,11 @@ def holds_trusted_role(user) -> bool:
     return user.groups.filter(name__in=TRUSTED_ROLES).exists()
 
 
+def is_pki_administrator(user) -> bool:
+    """A member of PKI administrators, or a superuser: who asks for and grants trusted roles and offboardings."""
+    return user.is_superuser or user.groups.filter(name=PKI_ADMINISTRATORS).exists()
+
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     APPROVERS: [
         "enrollment.view_certificaterequest",

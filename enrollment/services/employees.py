@@ -14,7 +14,7 @@ from core.exceptions import InvalidState, NotAllowed, SeparationOfDuties
 
 from ..models import Certificate, CertificateRequest, Employee, OffboardingRequest
 from ..revocation.services import certificate_revoke
-from ..roles import APPROVERS, PKI_ADMINISTRATORS, holds_trusted_role
+from ..roles import APPROVERS, holds_trusted_role, is_pki_administrator
 
 # What a PKI administrator may change on an employee record. Never `user`: an identity is
 # not re-linked to another account (its certificates, keys and recoveries follow the account).
@@ -186,7 +186,7 @@ def _may_offboard_trusted(actor, user) -> bool:
         return False
     if user.is_superuser:
         return actor.is_superuser
-    return actor.is_superuser or actor.groups.filter(name=PKI_ADMINISTRATORS).exists()
+    return is_pki_administrator(actor)
 
 
 def _approvers_left_warning(user) -> str:

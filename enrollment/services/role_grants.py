@@ -20,7 +20,7 @@ from audit.services import audit_record
 from core.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuties
 
 from ..models import RoleGrantRequest
-from ..roles import PKI_ADMINISTRATORS, TRUSTED_ROLES
+from ..roles import TRUSTED_ROLES, is_pki_administrator
 
 STAFF = "staff"
 SUPERUSER = "superuser"
@@ -40,7 +40,7 @@ def _may_manage(actor, role: str) -> bool:
         return False
     if role == SUPERUSER:
         return actor.is_superuser
-    return actor.is_superuser or actor.groups.filter(name=PKI_ADMINISTRATORS).exists()
+    return is_pki_administrator(actor)
 
 
 def holds(user, role: str) -> bool:
