@@ -27,6 +27,7 @@ class AuditAction(models.TextChoices):
     AUTH_UNLOCKED = "auth.unlocked", "locked log-in unlocked by an administrator"
     # ca
     CA_CREATED = "ca.created", "CA created"
+    CA_KEY_GENERATED = "ca.key_generated", "CA key generated in the HSM"
     # certificate
     CERTIFICATE_EXPIRED = "certificate.expired", "certificate expired"
     CERTIFICATE_EXPIRY_NOTICE_SENT = "certificate.expiry_notice_sent", "expiry notice mailed"

@@ -97,6 +97,9 @@ class HsmFailuresReported(KeyBackend):
     def sign_ocsp_response(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
         return self._call(self.backend.sign_ocsp_response, builder)
 
+    def sign_csr(self, builder: x509.CertificateSigningRequestBuilder) -> x509.CertificateSigningRequest:
+        return self._call(self.backend.sign_csr, builder)
+
 
 def store_ca_key(*, slug: str, key) -> str:
     # A fresh name each time: a key file left by a rolled-back attempt never blocks the next.
@@ -105,28 +108,51 @@ def store_ca_key(*, slug: str, key) -> str:
     return str(path)
 
 
-def pkcs11_ca_key_create(*, key_label: str, key_type: str) -> tuple[str, KeyBackend, PublicKey]:
-    """Generate a CA key in the PORTAL_PKCS11_TOKEN_LABEL token: (key reference, backend, public key)."""
+def _pkcs11_token_label() -> str:
     token_label = settings.PORTAL_PKCS11_TOKEN_LABEL
     if not token_label:
         raise ConfigurationError("PORTAL_PKCS11_TOKEN_LABEL must name the token that holds the CA keys.")
-    reference = Pkcs11KeyReference(token_label, key_label)
+    return token_label
+
+
+def _pkcs11_backend(reference: Pkcs11KeyReference) -> Pkcs11KeyBackend:
+    return Pkcs11KeyBackend(
+        module_path=settings.PORTAL_PKCS11_MODULE,
+        token_label=reference.token_label,
+        key_label=reference.key_label,
+        pin=settings.PORTAL_PKCS11_PIN,
+    )
+
+
+def pkcs11_ca_key_create(*, key_label: str, key_type: str) -> tuple[str, KeyBackend, PublicKey]:
+    """Generate a CA key in the PORTAL_PKCS11_TOKEN_LABEL token: (key reference, backend, public key)."""
+    reference = Pkcs11KeyReference(_pkcs11_token_label(), key_label)
     try:
         public_key = pkcs11_generate_ca_key(
             module_path=settings.PORTAL_PKCS11_MODULE,
-            token_label=token_label,
+            token_label=reference.token_label,
             key_label=reference.key_label,
             pin=settings.PORTAL_PKCS11_PIN,
             key_type=key_type,
         )
     except KeyBackendError as exc:
         raise ConfigurationError(str(exc)) from None
-    backend = Pkcs11KeyBackend(
-        module_path=settings.PORTAL_PKCS11_MODULE,
-        token_label=token_label,
-        key_label=reference.key_label,
-        pin=settings.PORTAL_PKCS11_PIN,
-    )
+    return reference.uri, HsmFailuresReported(_pkcs11_backend(reference), ca_name=key_label), public_key
+
+
+def pkcs11_ca_key_adopt(*, key_label: str) -> tuple[str, KeyBackend, PublicKey]:
+    """A CA key that is in the PORTAL_PKCS11_TOKEN_LABEL token already (made by `init_ca
+    --csr-out` or by the HSM's own tools): (key reference, backend, public key).
+
+    Refused (ConfigurationError) when no such key pair is there or the token would let the
+    private key be exported (not sensitive, or extractable).
+    """
+    reference = Pkcs11KeyReference(_pkcs11_token_label(), key_label)
+    backend = _pkcs11_backend(reference)
+    try:
+        public_key = backend.public_key()
+    except KeyBackendError as exc:
+        raise ConfigurationError(str(exc)) from None
     return reference.uri, HsmFailuresReported(backend, ca_name=key_label), public_key
 
 

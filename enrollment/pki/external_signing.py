@@ -30,7 +30,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import SignatureAlgorithmOID
 
@@ -74,6 +74,28 @@ class ExternalKeyBackend(KeyBackend):
         certificate = x509.load_der_x509_certificate(der)
         _verify(public_key, certificate.signature, certificate.tbs_certificate_bytes, algorithm)
         return certificate
+
+    def sign_csr(self, builder: x509.CertificateSigningRequestBuilder) -> x509.CertificateSigningRequest:
+        """A PKCS#10 request for this key, for a parent CA outside the portal to sign.
+
+        The builder takes its subjectPublicKeyInfo from the signing key, so the stand-in's is
+        replaced by the real one in the CertificationRequestInfo before the real key signs it.
+        """
+        public_key = self.public_key()
+        algorithm = signature_hash_for(public_key)
+        stand_in = builder.sign(stand_in_key_like(public_key), algorithm)
+        _check_algorithm(stand_in.signature_algorithm_oid, public_key, algorithm)
+        info = _children(stand_in.tbs_certrequest_bytes)  # version, subject, subjectPKInfo, [0] attributes
+        spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        info[2] = spki
+        tbs = _encode(_SEQUENCE, b"".join(info))
+        der = _with_signature(stand_in.public_bytes(Encoding.DER), tbs, self._sign(tbs, algorithm))
+        request = x509.load_der_x509_csr(der)
+        if request.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) != spki or (
+            not request.is_signature_valid
+        ):
+            raise KeyBackendError("the certificate request signed by the external key does not verify")
+        return request
 
     def sign_crl(
         self, builder: x509.CertificateRevocationListBuilder

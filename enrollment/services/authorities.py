@@ -5,6 +5,7 @@ Base layer: issuance, revocation and the escrow app's agent certificates build o
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from django.db import transaction
 from audit.events import AuditAction
 from audit.services import audit_record
 
-from ..keystore.ca import key_backend_for, pkcs11_ca_key_create, store_ca_key
+from ..keystore.ca import key_backend_for, pkcs11_ca_key_adopt, pkcs11_ca_key_create, store_ca_key
 from ..models import CertificateAuthority, KeyBackendName
 from ..pki import ca as pki_ca
 from ..pki.backends import InMemoryKeyBackend, KeyBackend
@@ -192,22 +193,36 @@ def ca_create(
 def ca_import(
     *,
     certificate: x509.Certificate,
-    private_key,
+    private_key=None,
     chain: Sequence[x509.Certificate] = (),
     slug: str = "issuing-ca",
     base_url: str | None = None,
+    key_backend: str = KeyBackendName.FILE,
+    pkcs11_key_label: str | None = None,
 ) -> CertificateAuthority:
-    """Register an existing issuing CA (its key is re-encrypted into the key store).
+    """Register an existing issuing CA.
 
-    `chain` holds its parents, nearest first; they are kept without keys, for the
-    bundles and the served chain.
+    With the file backend its `private_key` is re-encrypted into the key store. With the
+    pkcs11 backend the key stays where it is: the token's key labelled `pkcs11_key_label`
+    (made by `ca_key_request_create` or the HSM's tools) signs, after it is shown to belong to
+    the certificate and to be unexportable. `chain` holds its parents, nearest first; they are
+    kept without keys, for the bundles and the served chain.
     """
     base_url = validate_base_url(base_url or settings.PORTAL_BASE_URL)
-    if _spki(certificate.public_key()) != _spki(private_key.public_key()):
+    if key_backend == KeyBackendName.PKCS11:
+        if private_key is not None or not pkcs11_key_label:
+            raise ValidationError("A CA key in a PKCS#11 token is named by its label, never imported from a file.")
+        key_reference, _, public_key = pkcs11_ca_key_adopt(key_label=pkcs11_key_label)
+    elif key_backend == KeyBackendName.FILE and private_key is not None and not pkcs11_key_label:
+        key_reference, public_key = "", private_key.public_key()
+    else:
+        raise ValidationError("Import a CA with its private key (file backend) or a token key's label (pkcs11).")
+    if _spki(certificate.public_key()) != _spki(public_key):
         raise ValidationError("The private key does not belong to the CA certificate.")
     constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
     if not constraints.ca:
         raise ValidationError("The certificate is not a CA certificate (basicConstraints cA is false).")
+    _ca_row_check(slug=slug, is_issuing=True)
     parent = None
     for index, parent_certificate in enumerate(reversed(list(chain))):
         parent = _ca_row(
@@ -221,11 +236,44 @@ def ca_import(
     return _ca_row(
         slug=slug,
         certificate=certificate,
-        key_reference=store_ca_key(slug=slug, key=private_key),
+        key_reference=key_reference or store_ca_key(slug=slug, key=private_key),
+        key_backend=key_backend,
         parent=parent,
         is_issuing=True,
         base_url=base_url,
     )
+
+
+@transaction.atomic
+def ca_key_request_create(
+    *,
+    common_name: str,
+    key_type: str = "rsa-4096",
+    organization: Organization | None = None,
+    pkcs11_key_label: str | None = None,
+    slug: str = "issuing-ca",
+) -> tuple[str, x509.CertificateSigningRequest]:
+    """Key ceremony, first step of an issuing CA under a parent outside the portal (an offline
+    root, the organization's existing PKI): a new CA key inside the PKCS#11 token, never
+    exportable, and a certificate request (PKCS#10) signed by it, for the parent to sign.
+    Returns (key reference, request). Nothing is registered yet: `ca_import` with the
+    pkcs11 backend and this label adopts the key once the certificate comes back.
+    """
+    organization = organization or organization_from_settings()
+    subject = pki_ca.ca_subject(common_name=common_name, organization=organization)
+    _ca_row_check(slug=slug, is_issuing=True)
+    key_label = pkcs11_key_label or new_key_label(slug)
+    key_reference, backend, _ = pkcs11_ca_key_create(key_label=key_label, key_type=key_type)
+    request = backend.sign_csr(x509.CertificateSigningRequestBuilder().subject_name(subject))
+    audit_record(
+        action=AuditAction.CA_KEY_GENERATED,
+        details={
+            "key_reference": key_reference,
+            "subject": name_text(subject),
+            "request_sha256": hashlib.sha256(request.public_bytes(Encoding.DER)).hexdigest(),
+        },
+    )
+    return key_reference, request
 
 
 def _spki(key) -> bytes:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from portal_testing import BIN, TEST_BASE_URL, require_tool
-from softhsm import SoftHsm, start_softhsm
+from softhsm import SoftHsm
 
 from enrollment.pki import ca as pki_ca
 from enrollment.pki import crl as pki_crl
@@ -35,24 +35,11 @@ from enrollment.pki.pkcs11 import (
     Pkcs11KeyBackend,
     new_key_label,
     pkcs11_generate_ca_key,
-    pkcs11_sessions_close,
 )
 from enrollment.pki.profiles import IssuerInfo, Organization, Subscriber, smime_certificate_builder
 
 ORG = Organization(name="Example Widgets Inc.", organization_identifier="NTRUS+CA-1234567", country="US")
 KEY_TYPES = ["rsa-3072", "rsa-4096", "ec-p256", "ec-p384"]
-
-
-@pytest.fixture(scope="session")
-def softhsm(tmp_path_factory) -> SoftHsm:
-    before = os.environ.get("SOFTHSM2_CONF")
-    hsm = start_softhsm(tmp_path_factory.mktemp("softhsm"))
-    yield hsm
-    pkcs11_sessions_close()
-    if before is None:
-        os.environ.pop("SOFTHSM2_CONF", None)
-    else:
-        os.environ["SOFTHSM2_CONF"] = before
 
 
 def _backend(hsm: SoftHsm, key_label: str, *, pin: str | None = None) -> Pkcs11KeyBackend:
@@ -300,15 +287,6 @@ def test_a_forked_worker_opens_its_own_session(softhsm):
 
 
 # --- The portal: init_ca, issuance, CRL and OCSP through the token ---------------------------
-
-
-@pytest.fixture
-def hsm_settings(settings, softhsm, tmp_path):
-    settings.PORTAL_CA_KEY_DIR = tmp_path / "keys"
-    settings.PORTAL_PKCS11_MODULE = softhsm.module_path
-    settings.PORTAL_PKCS11_TOKEN_LABEL = softhsm.token_label
-    settings.PORTAL_PKCS11_PIN = softhsm.pin
-    return settings
 
 
 def test_init_ca_in_the_token_issues_publishes_a_crl_and_answers_ocsp(

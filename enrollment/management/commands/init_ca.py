@@ -9,8 +9,9 @@ from django.core.management.base import BaseCommand, CommandError
 from core.exceptions import PortalError
 from enrollment.models import KeyBackendName
 from enrollment.pki.keys import KEY_TYPES
+from enrollment.pki.pkcs11 import Pkcs11KeyReference
 from enrollment.pki.profiles import Organization, name_text
-from enrollment.services.authorities import ca_create, ca_import, organization_from_settings
+from enrollment.services.authorities import ca_create, ca_import, ca_key_request_create, organization_from_settings
 
 
 def _read(path: str) -> bytes:
@@ -53,8 +54,17 @@ class Command(BaseCommand):
             help="With --key-backend pkcs11: the issuing CA key's label (default '<slug>-<random>'); "
             "the root key gets '<label>-root'.",
         )
+        parser.add_argument(
+            "--csr-out",
+            metavar="FILE",
+            help="With --key-backend pkcs11: generate the issuing CA key in the token and write a certificate "
+            "request (PEM) for a parent CA outside the portal; then import the certificate it issues with "
+            "--import-certificate and the same --pkcs11-key-label.",
+        )
         parser.add_argument("--import-certificate", metavar="PEM", help="Import: the issuing CA certificate.")
-        parser.add_argument("--import-key", metavar="PEM", help="Import: its private key.")
+        parser.add_argument(
+            "--import-key", metavar="PEM", help="Import: its private key (not with pkcs11: the token's key is used)."
+        )
         parser.add_argument("--import-key-passphrase-file", metavar="FILE")
         parser.add_argument("--import-chain", metavar="PEM", help="Import: parent CA certificates (PEM bundle).")
         parser.add_argument("--import-pkcs12", metavar="P12", help="Import: key, certificate and chain.")
@@ -62,6 +72,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
+            if options["csr_out"]:
+                return self._request(options)
             if options["import_pkcs12"] or options["import_certificate"]:
                 ca = self._import(options)
             else:
@@ -92,7 +104,56 @@ class Command(BaseCommand):
                 if row is not None:
                     self.stdout.write(f"  {row.slug} key: {row.key_reference} (generated in the token, not exportable)")
 
+    def _request(self, options):
+        if options["key_backend"] != KeyBackendName.PKCS11 or options["import_certificate"] or options["import_pkcs12"]:
+            raise CommandError("--csr-out needs --key-backend pkcs11 (and no --import-... option)")
+        target = Path(options["csr_out"])
+        if target.exists():
+            raise CommandError(f"{target} exists already; name a new file")
+        organization = Organization(
+            name=options["organization"],
+            organization_identifier=options["organization_identifier"],
+            country=options["country"],
+        )
+        key_reference, request = ca_key_request_create(
+            common_name=options["common_name"] or f"{organization.name} S/MIME CA",
+            key_type=options["key_type"],
+            organization=organization,
+            pkcs11_key_label=options["pkcs11_key_label"],
+            slug=options["slug"],
+        )
+        try:
+            target.write_bytes(request.public_bytes(serialization.Encoding.PEM))
+        except OSError as exc:
+            raise CommandError(f"cannot write {target}: {exc.strerror} (the key {key_reference} is in the token)") from None
+        label = Pkcs11KeyReference.from_uri(key_reference).key_label
+        self.stdout.write(f"CA key generated in the token, not exportable: {key_reference}")
+        self.stdout.write(f"  certificate request: {target}")
+        self.stdout.write(
+            f"  next: have the parent CA sign it, then init_ca --key-backend pkcs11 --pkcs11-key-label {label} "
+            "--import-certificate <issued.pem> --import-chain <parents.pem>"
+        )
+
     def _import(self, options):
+        if options["key_backend"] == KeyBackendName.PKCS11:
+            if options["import_pkcs12"] or options["import_key"] or not options["pkcs11_key_label"]:
+                raise CommandError(
+                    "with --key-backend pkcs11 import the certificate only (--import-certificate) and name "
+                    "the token's key with --pkcs11-key-label"
+                )
+            try:
+                certificate = x509.load_pem_x509_certificate(_read(options["import_certificate"]))
+                chain = x509.load_pem_x509_certificates(_read(options["import_chain"])) if options["import_chain"] else []
+            except ValueError as exc:
+                raise CommandError(f"cannot load the CA certificate or chain: {exc}") from None
+            return ca_import(
+                certificate=certificate,
+                chain=chain,
+                slug=options["slug"],
+                base_url=options["base_url"],
+                key_backend=KeyBackendName.PKCS11,
+                pkcs11_key_label=options["pkcs11_key_label"],
+            )
         if options["import_pkcs12"]:
             try:
                 bundle = pkcs12.load_pkcs12(
