@@ -102,7 +102,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     show_full_result_count = False  # a large log: no second COUNT(*) over the whole table
     fields = [
         "id", "timestamp_exact", "actor", "actor_name", "action", "object_type", "object_id", "source_ip", "details",
-        "previous_hash", "hash",
+        "previous_hash", "hash", "key_id",
     ]
     readonly_fields = fields
     actions = ["export_csv"]

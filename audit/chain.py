@@ -1,8 +1,18 @@
 """The audit log's hash chain, its anchors and its verification: no writes, no locks.
 
 Each event's hash covers its content and the previous event's hash, so editing,
-deleting or inserting a row breaks the chain at that point. Anchors (signed heads written
-outside the database) show when the newest events were deleted.
+deleting or inserting a row breaks the chain at that point. Since audit 0002 the hash is
+keyed: HMAC-SHA256 under a chain key that is not in the database (keys.py), with the key's
+id stored in the event (`key_id`) and hashed too. Whoever can only write to the database can
+no longer append an event that verifies. Anchors (signed heads written outside the
+database) and the event sink (sink.py) show when the newest events were deleted.
+
+The rules, in id order:
+- an event with a key id: HMAC-SHA256(key[key_id], content) with "key_id" in the content;
+- an event without one (key_id ""): the unkeyed rule of before audit 0002, plain SHA-256 of
+  the content. Such events are valid only as the chain's prefix, sealed by the keyed
+  `audit.chain_keyed` event that audit 0002 appended (the recorded switch point); an unkeyed
+  event after a keyed one, or unkeyed events that no switch event seals, are forgeries.
 """
 
 from __future__ import annotations
@@ -13,14 +23,21 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .models import AuditEvent
+from .keys import ChainKeyError, ChainKeyring, chain_keyring
+
+if TYPE_CHECKING:
+    from .models import AuditEvent
 
 GENESIS_HASH = "0" * 64
+# The event audit 0002 appends after the unkeyed events of an existing chain (events.py has it too).
+CHAIN_KEYED_ACTION = "audit.chain_keyed"
 
 
-def event_hash(*, timestamp, actor_id, actor_name, action, object_type, object_id, source_ip, details, previous_hash) -> str:
-    content = json.dumps(
+def _content(*, timestamp, actor_id, actor_name, action, object_type, object_id, source_ip, details,
+             previous_hash, **keyed) -> bytes:
+    return json.dumps(
         {
             "timestamp": timestamp.isoformat(timespec="microseconds"),
             "actor_id": actor_id,
@@ -31,16 +48,31 @@ def event_hash(*, timestamp, actor_id, actor_name, action, object_type, object_i
             "source_ip": source_ip,
             "details": details,
             "previous_hash": previous_hash,
+            **keyed,
         },
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=True,
-    )
-    return hashlib.sha256(content.encode()).hexdigest()
+    ).encode()
 
 
-def _expected_hash(event: AuditEvent) -> str:
-    return event_hash(
+def event_hash(*, timestamp, actor_id, actor_name, action, object_type, object_id, source_ip, details,
+               previous_hash) -> str:
+    """The unkeyed rule (events before audit 0002): SHA-256 of the canonical JSON content."""
+    return hashlib.sha256(_content(
+        timestamp=timestamp, actor_id=actor_id, actor_name=actor_name, action=action, object_type=object_type,
+        object_id=object_id, source_ip=source_ip, details=details, previous_hash=previous_hash,
+    )).hexdigest()
+
+
+def event_mac(*, key_id: str, keyring: ChainKeyring | None = None, **fields) -> str:
+    """The keyed rule: HMAC-SHA256 under the key `key_id` of the same content plus the key id."""
+    keyring = keyring if keyring is not None else chain_keyring()
+    return keyring.mac(key_id, _content(**fields, key_id=key_id))
+
+
+def _event_fields(event: AuditEvent) -> dict:
+    return dict(
         timestamp=event.timestamp,
         actor_id=event.actor_id,
         actor_name=event.actor_name,
@@ -53,18 +85,75 @@ def _expected_hash(event: AuditEvent) -> str:
     )
 
 
-def audit_chain_breaks(events: Iterable[AuditEvent], *, start_hash: str = GENESIS_HASH) -> AuditEvent | None:
-    """The first event, in id order, whose hash or link does not match; None when intact.
+class _ChainCheck:
+    """Feed the events in id order; the first that breaks a rule, and why."""
+
+    def __init__(self, *, start_hash: str, keyring: ChainKeyring | None):
+        self.previous = start_hash
+        self.keyring = keyring
+        self.first_unsealed: AuditEvent | None = None  # first unkeyed event not (yet) sealed by the switch
+        self.keyed = False
+        self.first_keyed: AuditEvent | None = None
+        self.key_ids: set[str] = set()
+
+    def feed(self, event: AuditEvent) -> str | None:
+        link_ok = event.previous_hash == self.previous
+        self.previous = event.hash
+        if not link_ok:
+            return "its link to the previous event does not match (an event before it was deleted, or it was inserted)"
+        if not event.key_id:
+            if self.keyed:
+                return ("it carries the unkeyed hash of before the keyed chain, after the switch to it: "
+                        "not written by the portal (a forgery by someone without the chain key)")
+            if event.hash != event_hash(**_event_fields(event)):
+                return "its hash does not match its content (edited)"
+            self.first_unsealed = self.first_unsealed or event
+            return None
+        keyring = self.keyring if self.keyring is not None else chain_keyring()
+        if event.key_id not in keyring:
+            raise ChainKeyError(
+                f"it was hashed with chain key id {event.key_id!r}, which is not configured "
+                f"(configured: {', '.join(keyring.ids)}; add the old key to PORTAL_AUDIT_CHAIN_RETIRED_KEYS as "
+                f"{event.key_id}:KEY)"
+            )
+        if not hmac.compare_digest(event.hash, event_mac(key_id=event.key_id, keyring=keyring, **_event_fields(event))):
+            return ("its HMAC does not match: edited, or written without the chain key "
+                    f"{event.key_id!r} (a forgery)")
+        if self.first_unsealed is not None and not self.keyed and event.action != CHAIN_KEYED_ACTION:
+            return f"it is the first keyed event after unkeyed ones, but no {CHAIN_KEYED_ACTION} switch event"
+        self.first_unsealed = None
+        self.first_keyed = self.first_keyed or event
+        self.keyed = True
+        self.key_ids.add(event.key_id)
+        return None
+
+    def finish(self) -> tuple[AuditEvent, str] | None:
+        if self.first_unsealed is not None:
+            return self.first_unsealed, (
+                f"unkeyed events from here to the end, with no keyed {CHAIN_KEYED_ACTION} switch event sealing them: "
+                "written without the chain key (a forgery, or a log rebuilt from nothing)"
+            )
+        return None
+
+
+def audit_chain_breaks(
+    events: Iterable[AuditEvent], *, start_hash: str = GENESIS_HASH, keyring: ChainKeyring | None = None
+) -> AuditEvent | None:
+    """The first event, in id order, whose hash, key or link does not match; None when intact.
 
     `start_hash` is the link the first event must carry: the genesis hash for the whole
-    chain, or the first event's own previous_hash to check only a window of it.
+    chain, or the first event's own previous_hash to check only a window of it that ends at
+    the newest event.
     """
-    previous = start_hash
+    check = _ChainCheck(start_hash=start_hash, keyring=keyring)
     for event in events:
-        if event.previous_hash != previous or event.hash != _expected_hash(event):
+        try:
+            if check.feed(event) is not None:
+                return event
+        except ChainKeyError:
             return event
-        previous = event.hash
-    return None
+    unsealed = check.finish()
+    return unsealed[0] if unsealed else None
 
 
 # --- Anchors: detect deletion of the newest events -----------------------------------------
@@ -141,7 +230,12 @@ def anchors_read(path, *, key: str) -> list[tuple[int, AuditAnchor | AnchorError
 class AuditVerification:
     count: int = 0
     broken: AuditEvent | None = None
-    problems: list[str] = field(default_factory=list)  # anchors that no longer hold
+    reason: str = ""  # why `broken` is broken
+    unverifiable: bool = False  # `broken` names a key id that is not configured: not proof of tampering
+    problems: list[str] = field(default_factory=list)  # anchors (and sink lines) that no longer hold
+    first_keyed_id: int | None = None
+    key_ids: list[str] = field(default_factory=list)
+    last_anchor: AuditAnchor | None = None  # the newest anchor that holds, by its head
 
     @property
     def ok(self) -> bool:
@@ -149,34 +243,53 @@ class AuditVerification:
 
 
 def audit_verify(
-    events: Iterable[AuditEvent], *, anchors: Iterable[tuple[int, AuditAnchor | AnchorError]] = ()
+    events: Iterable[AuditEvent],
+    *,
+    anchors: Iterable[tuple[int, AuditAnchor | AnchorError]] = (),
+    keyring: ChainKeyring | None = None,
 ) -> AuditVerification:
     """One pass over the events in id order: the first broken link, and every anchor that no longer holds."""
     anchors = list(anchors)
     wanted = {anchor.last_id for _, anchor in anchors if isinstance(anchor, AuditAnchor)}
     seen: dict[int, tuple[str, int]] = {}  # anchored id -> (hash, events up to and including it)
     result = AuditVerification()
-    previous = GENESIS_HASH
+    check = _ChainCheck(start_hash=GENESIS_HASH, keyring=keyring)
     for event in events:
         result.count += 1
-        if result.broken is None and (event.previous_hash != previous or event.hash != _expected_hash(event)):
-            result.broken = event
-        previous = event.hash
+        if result.broken is None:
+            try:
+                reason = check.feed(event)
+            except ChainKeyError as exc:
+                reason, result.unverifiable = str(exc), True
+            if reason is not None:
+                result.broken, result.reason = event, reason
         if event.pk in wanted:
             seen[event.pk] = (event.hash, result.count)
+    if result.broken is None and (unsealed := check.finish()) is not None:
+        result.broken, result.reason = unsealed
+    result.first_keyed_id = check.first_keyed.pk if check.first_keyed is not None else None
+    result.key_ids = sorted(check.key_ids)
     for number, anchor in anchors:
         if isinstance(anchor, AnchorError):
             result.problems.append(f"anchor line {number}: {anchor}")
             continue
         where = f"anchor line {number} ({anchor.timestamp}: {anchor.count} events, head #{anchor.last_id})"
+        holds = True
         if anchor.last_id == 0:
-            continue  # anchored an empty log: nothing can be missing from it
-        if anchor.last_id not in seen:
+            pass  # anchored an empty log: nothing can be missing from it
+        elif anchor.last_id not in seen:
             result.problems.append(f"{where}: event #{anchor.last_id} is missing; the log has {result.count} events")
             continue
-        head_hash, count = seen[anchor.last_id]
-        if head_hash != anchor.hash:
-            result.problems.append(f"{where}: event #{anchor.last_id} has another hash than was anchored")
-        if count != anchor.count:
-            result.problems.append(f"{where}: {count} events up to #{anchor.last_id}, {anchor.count} were anchored")
+        else:
+            head_hash, count = seen[anchor.last_id]
+            if head_hash != anchor.hash:
+                result.problems.append(f"{where}: event #{anchor.last_id} has another hash than was anchored")
+                holds = False
+            if count != anchor.count:
+                result.problems.append(
+                    f"{where}: {count} events up to #{anchor.last_id}, {anchor.count} were anchored"
+                )
+                holds = False
+        if holds and (result.last_anchor is None or anchor.last_id >= result.last_anchor.last_id):
+            result.last_anchor = anchor
     return result

@@ -9,13 +9,17 @@ from django.db import models
 
 class AuditAction(models.TextChoices):
     # audit
+    AUDIT_CHAIN_KEYED = "audit.chain_keyed", "audit chain switched to keyed hashes (HMAC)"
     AUDIT_EXPORTED = "audit.exported", "audit log exported"
     # auth
+    AUTH_ACCOUNT_CHANGED = "auth.account_changed", "account changed by an administrator"
+    AUTH_ACCOUNT_CREATED = "auth.account_created", "account created by an administrator"
     AUTH_DIRECTORY_LINKED = "auth.directory_linked", "local account linked to a directory entry"
     AUTH_LOCKED_OUT = "auth.locked_out", "log-in locked after repeated failures"
     AUTH_LOGIN = "auth.login", "log-in"
     AUTH_LOGIN_FAILED = "auth.login_failed", "failed log-in"
     AUTH_REAUTHENTICATED = "auth.reauthenticated", "password given again before a key release"
+    AUTH_PASSWORD_SET = "auth.password_set", "password set by an administrator"
     AUTH_RECOVERY_CODE_USED = "auth.recovery_code_used", "second factor: recovery code used"
     AUTH_ROLES_CHANGED = "auth.roles_changed", "roles changed by the directory"
     AUTH_ROLE_GRANT_REQUESTED = "auth.role_grant_requested", "trusted role requested for someone"
@@ -47,6 +51,11 @@ class AuditAction(models.TextChoices):
     # employee
     EMPLOYEE_CHANGED = "employee.changed", "employee changed"
     EMPLOYEE_CREATED = "employee.created", "employee created"
+    EMPLOYEE_IDENTITY_CHANGE_CONFIRMED = "employee.identity_change_confirmed", "identity change confirmed (second person)"
+    EMPLOYEE_IDENTITY_CHANGE_EXPIRED = "employee.identity_change_expired", "identity change request expired"
+    EMPLOYEE_IDENTITY_CHANGE_REJECTED = "employee.identity_change_rejected", "identity change rejected"
+    EMPLOYEE_IDENTITY_CHANGE_REQUESTED = "employee.identity_change_requested", "identity change requested"
+    EMPLOYEE_IDENTITY_CHANGE_WITHDRAWN = "employee.identity_change_withdrawn", "identity change withdrawn"
     EMPLOYEE_OFFBOARDED = "employee.offboarded", "employee offboarded"
     EMPLOYEE_OFFBOARDING_REQUESTED = "employee.offboarding_requested", "offboarding of a trusted account requested"
     # escrow

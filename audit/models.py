@@ -1,4 +1,4 @@
-"""The audit log: one row per security-relevant event, hash-chained (see chain.py)."""
+"""The audit log: one row per security-relevant event, hash-chained with a key (see chain.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.db import models
 
 
 class AuditEvent(models.Model):
-    """One security-relevant event; each hashes its content and its predecessor's hash."""
+    """One security-relevant event; each hashes (HMAC) its content and its predecessor's hash."""
 
     timestamp = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)  # actor_id is hashed: deactivate users, never delete them
@@ -19,6 +19,9 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # The chain key the hash is an HMAC under (audit/keys.py); "" for the unkeyed SHA-256 of
+    # the events written before audit 0002, which are valid only before its switch event.
+    key_id = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         # The table kept its name when the model left the escrow app: the append-only

@@ -1,7 +1,9 @@
 """Writing the audit log: append an event, anchor the head, export for auditors.
 
 Every app records its events with `audit_record(action=AuditAction.X, ...)`; the chain
-(`chain.py`) is extended under one lock, so that concurrent appends never fork it.
+(`chain.py`) is extended under one lock, so that concurrent appends never fork it. Each event
+is hashed with the current chain key (`keys.py`) and, once committed, also written to the
+external sink (`sink.py`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .chain import GENESIS_HASH, AuditAnchor, anchor_line, anchor_logger, event_hash
+from .chain import GENESIS_HASH, AuditAnchor, anchor_line, anchor_logger, event_mac
 from .context import current_source_ip
 from .events import AuditAction
+from .keys import chain_keyring
 from .models import AuditEvent
+from .sink import sink_emit
 
 # Arbitrary constant: the PostgreSQL advisory lock that serializes appends to the chain.
 _CHAIN_LOCK_ID = 0x534D494D45
@@ -38,6 +42,7 @@ def _lock_chain() -> None:
 def audit_record(*, action: AuditAction, actor=None, obj=None, details: dict | None = None) -> AuditEvent:
     if action not in AuditAction.values:
         raise ValueError(f"{action!r} is no audit event type; declare it in audit/events.py")
+    keyring = chain_keyring()  # read once per process; a missing key fails here, before the lock
     _lock_chain()
     previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
     # The database keeps microseconds at most; hash exactly what is stored.
@@ -52,7 +57,11 @@ def audit_record(*, action: AuditAction, actor=None, obj=None, details: dict | N
         "details": details or {},
         "previous_hash": previous,
     }
-    return AuditEvent.objects.create(**fields, hash=event_hash(**fields))
+    key_id = keyring.current_id
+    event = AuditEvent.objects.create(**fields, key_id=key_id, hash=event_mac(key_id=key_id, keyring=keyring, **fields))
+    # The sink after the commit only: a rolled-back event was never in the log.
+    transaction.on_commit(lambda: sink_emit(event), robust=True)
+    return event
 
 
 @transaction.atomic
@@ -72,8 +81,9 @@ def audit_checkpoint(*, path=None, key: str | None = None) -> AuditAnchor:
         timestamp=timezone.now().isoformat(timespec="seconds"),
     )
     line = anchor_line(anchor, key=key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # 0600 like every file under the data directory (a log shipper reads the logger's copy).
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
         handle.flush()
@@ -84,10 +94,11 @@ def audit_checkpoint(*, path=None, key: str | None = None) -> AuditAnchor:
 
 # --- Export ---------------------------------------------------------------------------------
 
-# actor_id is hashed too: with it, an outside auditor can recompute the chain from an export.
+# actor_id and key_id are hashed too: with them (and the chain keys), an outside auditor can
+# recompute the chain from an export.
 AUDIT_EXPORT_COLUMNS = [
     "id", "timestamp", "actor_id", "actor", "action", "object_type", "object_id", "source_ip", "details",
-    "previous_hash", "hash",
+    "previous_hash", "hash", "key_id",
 ]
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -111,6 +122,7 @@ def audit_event_export_fields(event: AuditEvent) -> dict:
         "details": event.details,
         "previous_hash": event.previous_hash,
         "hash": event.hash,
+        "key_id": event.key_id,
     }
 
 

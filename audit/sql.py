@@ -27,8 +27,9 @@ tamper with rows on purpose disable the triggers around it
 (`ALTER TABLE escrow_auditevent DISABLE TRIGGER USER`, as the table's owner).
 
 The table's owner can disable or drop the triggers; run the portal as a role that does not
-own its tables, so that the portal itself cannot. Against whoever can, there are the hash
-chain and the anchors (`audit_checkpoint`, `verify_audit_log --anchors`).
+own its tables, so that the portal itself cannot. Against whoever can, there are the keyed
+hash chain, the anchors and the event sink (`audit_checkpoint`, `verify_audit_log --anchors`).
+The triggers list no columns: columns added later (key_id, audit 0002) need no change here.
 
 Precondition: AuditEvent.actor must not be on_delete=SET_NULL (deleting a user would
 UPDATE audit rows, which these triggers refuse, and which would break the chain anyway

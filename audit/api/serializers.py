@@ -20,7 +20,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
         model = AuditEvent
         fields = [
             "id", "timestamp", "actor_id", "actor", "action", "object_type", "object_id", "source_ip", "details",
-            "previous_hash", "hash",
+            "previous_hash", "hash", "key_id",
         ]
         read_only_fields = fields
 

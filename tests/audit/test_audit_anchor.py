@@ -9,10 +9,11 @@ import json
 import logging
 
 import pytest
+from audit_testing import keyed_hash
 from django.core.management import CommandError, call_command
 from test_verify_audit_log import tamper
 
-from audit.chain import GENESIS_HASH, event_hash
+from audit.chain import GENESIS_HASH
 from audit.models import AuditEvent
 from audit.services import audit_checkpoint, audit_record
 
@@ -53,15 +54,17 @@ def test_checkpoint_writes_a_signed_head_to_the_file_and_the_log(chain, anchor_f
     audit_record(action="ca.created")
     call_command("audit_checkpoint")
     assert len(anchor_file.read_text().splitlines()) == 2  # appended, never rewritten
-    assert "Audit log intact: 7 events; 2 anchors hold." in verify("--anchors")
+    out = verify("--anchors")
+    assert "Audit log intact: 7 events, keyed from " in out
+    assert f"2 anchors hold, the last anchored head verified is event #{chain[-1].pk + 1} (7 events, " in out
 
 
 def test_tail_deletion_passes_the_chain_but_not_the_anchors(chain, anchor_file):
     audit_checkpoint()
     tamper(lambda: AuditEvent.objects.filter(pk__in=[chain[-2].pk, chain[-1].pk]).delete())
 
-    # The shorter chain is still a valid chain: without anchors nothing is noticed.
-    assert "intact: 4 events" in verify()
+    # The shorter chain is still a valid chain: without anchors nothing is noticed (and it says so).
+    assert "intact: 4 events" in verify() and "no anchors checked" in verify()
     with pytest.raises(CommandError) as failure:
         verify("--anchors", str(anchor_file))
     message = str(failure.value)
@@ -87,15 +90,16 @@ def test_rewritten_tail_is_caught_by_the_anchored_hash(chain, anchor_file):
         object_id="", source_ip=None, details={}, previous_hash=victim.previous_hash,
     )
     tamper(lambda: AuditEvent.objects.filter(pk=victim.pk).update(
-        action="test.innocent", details={}, hash=event_hash(**fields)
+        action="test.innocent", details={}, hash=keyed_hash(**fields)
     ))
-    assert "intact: 6 events" in verify()  # re-hashed: the chain alone is fooled
+    assert "intact: 6 events" in verify()  # re-hashed with the chain key (an insider): the chain alone is fooled
     with pytest.raises(CommandError, match=f"event #{victim.pk} has another hash than was anchored"):
         verify("--anchors")
 
 
 def test_deleted_and_rechained_middle_is_caught_by_the_anchored_count(chain, anchor_file):
-    """Delete event 2 and re-hash every later one (a thorough forger): the anchored hash and count give it away."""
+    """Delete event 2 and re-hash every later one (a thorough forger who has the chain key): the anchored
+    hash and count give it away."""
     audit_checkpoint()
 
     def forge():
@@ -107,7 +111,7 @@ def test_deleted_and_rechained_middle_is_caught_by_the_anchored_count(chain, anc
                 object_type=event.object_type, object_id=event.object_id, source_ip=event.source_ip,
                 details=event.details, previous_hash=previous,
             )
-            previous = event_hash(**fields)
+            previous = keyed_hash(**fields)
             AuditEvent.objects.filter(pk=event.pk).update(previous_hash=fields["previous_hash"], hash=previous)
         return previous
 
@@ -142,11 +146,49 @@ def test_forged_or_foreign_anchor_lines_fail(chain, anchor_file, settings, forge
 def test_anchor_of_an_empty_log_and_a_missing_anchor_file(db, anchor_file):
     anchor = audit_checkpoint()
     assert (anchor.last_id, anchor.hash, anchor.count) == (0, GENESIS_HASH, 0)
-    assert "intact: 0 events; 1 anchors hold" in verify("--anchors")
+    out = verify("--anchors")
+    assert "intact: 0 events" in out and "1 anchors hold" in out
     with pytest.raises(CommandError, match="cannot read the anchor file"):
         verify("--anchors", str(anchor_file.parent / "nope.jsonl"))
 
 
-def test_anchor_file_is_not_world_readable_or_writable(chain, anchor_file):
+def test_anchor_file_is_readable_by_the_portal_alone(chain, anchor_file):
     audit_checkpoint()
-    assert anchor_file.stat().st_mode & 0o777 == 0o640
+    assert anchor_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_deleted_tail_is_caught_by_the_latest_anchor_in_one_line(chain, anchor_file):
+    """Anchored often (PORTAL_AUDIT_CHECKPOINT_SECONDS): the tail after the older anchor is lost, the latest one says so."""
+    audit_checkpoint()
+    newer = [audit_record(action="recovery.approved", details={"n": index}) for index in range(2)]
+    audit_checkpoint()
+    assert "the last anchored head verified is event #%d (8 events" % newer[-1].pk in verify("--anchors")
+
+    tamper(lambda: AuditEvent.objects.filter(pk__in=[event.pk for event in newer]).delete())
+    with pytest.raises(CommandError) as failure:
+        verify("--anchors")
+    message = str(failure.value)
+    assert "\n" not in message
+    assert message.startswith("audit log truncated or rewritten: anchor line 2 ")
+    assert f"event #{newer[-1].pk} is missing; the log has 6 events" in message
+    assert "anchor line 1" not in message  # the older anchor still holds
+
+
+def test_many_problems_make_one_line(chain, anchor_file):
+    for _ in range(5):
+        audit_record(action="crl.generated")
+        audit_checkpoint()
+    tamper(lambda: AuditEvent.objects.filter(pk__gt=chain[-1].pk).delete())
+    with pytest.raises(CommandError) as failure:
+        verify("--anchors")
+    message = str(failure.value)
+    assert "\n" not in message and message.count("anchor line") == 3 and message.endswith("(and 2 more problems)")
+
+
+def test_checkpoints_are_scheduled_as_often_as_configured(settings):
+    from django.core.checks import run_checks
+
+    assert settings.CELERY_BEAT_SCHEDULE["audit-checkpoint"]["schedule"] == float(settings.PORTAL_AUDIT_CHECKPOINT_SECONDS)
+    assert settings.PORTAL_AUDIT_CHECKPOINT_SECONDS <= 300  # more often than the hourly anchors of before
+    settings.PORTAL_AUDIT_CHECKPOINT_SECONDS = 0
+    assert "portal.E031" in [message.id for message in run_checks()]

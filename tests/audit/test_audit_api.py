@@ -7,10 +7,11 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 
 import pytest
+from audit_testing import keyed_event
 from portal_testing import PASSWORD
 from rest_framework.test import APIClient
 
-from audit.chain import GENESIS_HASH, audit_chain_breaks, event_hash
+from audit.chain import GENESIS_HASH, audit_chain_breaks, event_mac
 from audit.models import AuditEvent
 from audit.services import AUDIT_EXPORT_COLUMNS, audit_record
 
@@ -35,7 +36,7 @@ def client_for(user) -> APIClient:
 
 
 def append_event(*, timestamp: datetime, action: str, actor=None, object_type="", object_id="", details=None):
-    """An event at a chosen time, chained exactly as audit_record chains (which always uses now)."""
+    """An event at a chosen time, chained and keyed exactly as audit_record does (which always uses now)."""
     previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
     fields = {
         "timestamp": timestamp,
@@ -48,7 +49,7 @@ def append_event(*, timestamp: datetime, action: str, actor=None, object_type=""
         "details": details or {},
         "previous_hash": previous,
     }
-    return AuditEvent.objects.create(**fields, hash=event_hash(**fields))
+    return keyed_event(**fields)
 
 
 def utc(*args) -> datetime:
@@ -146,7 +147,9 @@ def test_auditors_and_superusers_read_all_fields(events, request, who):
         "details": {"serial": "0a1b"},
         "previous_hash": events[1].hash,
         "hash": events[2].hash,
+        "key_id": events[2].key_id,
     }
+    assert events[2].key_id
     # Timestamps keep their microseconds, as hashed.
     event = audit_record(action="kra.imported")
     latest = client_for(request.getfixturevalue(who)).get(LIST, {"object_type": "", "action": "kra.imported"})
@@ -392,7 +395,8 @@ def test_an_outside_auditor_can_recompute_the_chain_from_the_csv_alone(db, make_
 
     previous = GENESIS_HASH
     for row in rows:
-        recomputed = event_hash(
+        recomputed = event_mac(  # the auditor is given the chain keys (the HMAC's, by key_id)
+            key_id=row["key_id"],
             timestamp=datetime.fromisoformat(row["timestamp"]),
             actor_id=int(row["actor_id"]) if row["actor_id"] else None,
             actor_name=row["actor"],
