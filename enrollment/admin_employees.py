@@ -7,8 +7,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import urlencode
 
-from core.admin_tools import ReadOnlyAdmin, action_confirmation
+from core.admin_tools import FilterLookupsOnlyAdmin, ReadOnlyAdmin, action_confirmation
 from core.exceptions import PortalError, error_message
 
 from .models import Certificate, Employee, OffboardingRequest, RoleGrantRequest
@@ -17,9 +20,9 @@ from .services.employees import (
     EMPLOYEE_FIELDS,
     employee_create,
     employee_offboard,
-    employee_update,
     offboarding_request_create,
 )
+from .services.identity_changes import employee_update_or_request, identity_change_revocations
 from .services.role_grants import GRANTABLE_ROLES, role_grant_confirm, role_grant_request
 
 
@@ -50,9 +53,9 @@ class EmployeeServiceForm(forms.ModelForm):
         model = Employee
         fields = list(EMPLOYEE_FIELDS)
         help_texts = {
-            "mail": "At a domain this CA certifies. It cannot change while valid certificates bind it: "
-            "revoke them first, or offboard the employee.",
-            "directory_dn": "The directory entry certificates are published to.",
+            "mail": "At a domain this CA certifies. While valid certificates bind it, a change becomes an "
+            "identity change request that a second person confirms (the old certificates are then revoked).",
+            "directory_dn": "The directory entry certificates are published to (bound like the mailbox).",
         }
 
     def _post_clean(self):
@@ -83,14 +86,31 @@ class EmployeeAddForm(EmployeeServiceForm):
 
 
 class EmployeeChangeForm(EmployeeServiceForm):
+    """Unbound fields are saved at once (audited); a mailbox, name or DN that valid certificates bind
+    becomes an identity change request (with the reason given here) that a second person confirms."""
+
     # No `user` field: the account of an employee record never changes (only shown, read-only).
+    reason = forms.CharField(
+        label="Reason for an identity change",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        help_text="Needed when valid certificates bind a changed mailbox, name or directory DN: the change then "
+        "waits for another PKI administrator or an approver to confirm it, and the certificates naming the old "
+        "value are revoked on confirmation.",
+    )
+    identity_change = None
 
     def call_service(self, values: dict) -> Employee:
-        return employee_update(employee=self.instance, actor=self.actor, **values)
+        outcome = employee_update_or_request(
+            employee=self.instance, actor=self.actor, reason=self.cleaned_data.get("reason", ""), **values
+        )
+        self.identity_change = outcome.request
+        return outcome.employee
 
 
 @admin.register(Employee)
-class EmployeeAdmin(admin.ModelAdmin):
+class EmployeeAdmin(FilterLookupsOnlyAdmin):
     """Employees are created and changed through the services (audited, domain rule, certificates
     bind the identity); never deleted here: leavers are offboarded."""
 
@@ -98,10 +118,10 @@ class EmployeeAdmin(admin.ModelAdmin):
     search_fields = ["mail", "given_name", "surname", "user__username", "department"]
     list_filter = ["department", "user__is_active"]
     list_select_related = ["user"]
-    actions = ["offboard_selected", "request_offboarding_selected"]
+    actions = ["offboard_selected", "request_offboarding_selected", "request_identity_change"]
 
     def get_fields(self, request, obj=None):
-        return ["user", *EMPLOYEE_FIELDS, "valid_certificates"] if obj else ["username", *EMPLOYEE_FIELDS]
+        return ["user", *EMPLOYEE_FIELDS, "reason", "valid_certificates"] if obj else ["username", *EMPLOYEE_FIELDS]
 
     def get_readonly_fields(self, request, obj=None):
         return ["user", "valid_certificates"] if obj else []
@@ -113,7 +133,16 @@ class EmployeeAdmin(admin.ModelAdmin):
         return form
 
     def save_model(self, request, obj, form, change):
-        pass  # saved by the service while the form was validated (EmployeeServiceForm)
+        # Saved by the service while the form was validated (EmployeeServiceForm).
+        if (pending := getattr(form, "identity_change", None)) is not None:
+            fields = ", ".join(sorted(pending.changes))
+            self.message_user(
+                request,
+                f"{fields} of {obj.mail} not changed yet: valid certificates bind it, so identity change "
+                f"#{pending.pk} now waits for another PKI administrator or an approver (Identity change requests); "
+                f"on confirmation {', '.join(identity_change_revocations(request=pending)) or 'no certificate'} will be revoked.",
+                messages.WARNING,
+            )
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -156,7 +185,22 @@ class EmployeeAdmin(admin.ModelAdmin):
             action="offboard_selected", button="Offboard",
         )
 
-    @admin.action(description="Request offboarding of selected trusted accounts…", permissions=["offboard"])
+    def has_request_identity_change_permission(self, request):
+        return request.user.is_active and is_pki_administrator(request.user)
+
+    @admin.action(description="Request identity change (second person confirms)…", permissions=["request_identity_change"])
+    def request_identity_change(self, request, queryset):
+        """One employee at a time: the request's add page with the employee filled in."""
+        if queryset.count() != 1:
+            self.message_user(request, "Select one employee to request an identity change for.", messages.WARNING)
+            return None
+        url = reverse("admin:enrollment_identitychangerequest_add")
+        return HttpResponseRedirect(f"{url}?{urlencode({'employee_ref': queryset.get().mail})}")
+
+    def has_request_offboarding_permission(self, request):
+        return request.user.is_active and is_pki_administrator(request.user)  # as the service decides
+
+    @admin.action(description="Request offboarding of selected trusted accounts…", permissions=["request_offboarding"])
     def request_offboarding_selected(self, request, queryset):
         form = OffboardingReasonForm(request.POST if request.POST.get("confirm") == "yes" else None)
         if form.is_bound and form.is_valid():
@@ -191,6 +235,12 @@ class OffboardingRequestAdmin(ReadOnlyAdmin):
     search_fields = ["user__username", "requested_by__username"]
     list_select_related = ["user", "requested_by", "confirmed_by"]
 
+    def has_view_permission(self, request, obj=None):
+        # The PKI administrators who confirm offboarding requests see them (the role has no model permission).
+        return (request.user.is_active and is_pki_administrator(request.user)) or super().has_view_permission(
+            request, obj
+        )
+
 
 class RoleGrantRequestForm(forms.ModelForm):
     """Ask for a trusted role for someone: the service call is the form's validation (as for employees)."""
@@ -219,7 +269,7 @@ class RoleGrantRequestForm(forms.ModelForm):
 
 
 @admin.register(RoleGrantRequest)
-class RoleGrantRequestAdmin(admin.ModelAdmin):
+class RoleGrantRequestAdmin(FilterLookupsOnlyAdmin):
     """Trusted roles are granted by two people: one asks here ("Add"), another grants with the action."""
 
     list_display = ["user", "role", "requested_by", "reason", "created_at", "confirmed_by", "confirmed_at"]
@@ -267,3 +317,6 @@ class RoleGrantRequestAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Role grant #{grant.pk} not granted: {error_message(exc)}", messages.ERROR)
             else:
                 self.message_user(request, f"Granted {grant.role} to {grant.user}.", messages.SUCCESS)
+
+
+from . import admin_identity_changes  # noqa: E402,F401,I001 - registers the identity change request admin

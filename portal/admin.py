@@ -1,14 +1,28 @@
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db import transaction
 from django.db.models import IntegerField, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.admin_tools import FilterLookupsOnlyAdmin
+
+from .accounts import (
+    ACCOUNT_FIELDS,
+    account_change_record,
+    account_create_record,
+    account_password_set_record,
+    account_password_set_refusal,
+)
 from .lockout import cool_off, lockout_unlock
 from .models import ApiToken
 
@@ -20,7 +34,7 @@ for _device_model in (TOTPDevice, StaticDevice):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(FilterLookupsOnlyAdmin):
     """Who has which API token, for superusers; the token itself is never stored, so never shown."""
 
     list_display = ["name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at", "second_factor"]
@@ -49,7 +63,7 @@ def _recent_failures(field: str):
 
 
 @admin.register(AccessAttempt)
-class AccessAttemptAdmin(admin.ModelAdmin):
+class AccessAttemptAdmin(FilterLookupsOnlyAdmin):
     """Failed log-ins being counted (django-axes): which account, from where, how many; unlocking is audited.
 
     For superusers and PKI administrators (axes.view_accessattempt to see, axes.delete_accessattempt
@@ -116,14 +130,40 @@ class AccessAttemptAdmin(admin.ModelAdmin):
         self._unlock(request, [{"source": source} for source in sources], "address(es)")
 
 
-class PortalUserAdmin(UserAdmin):
+class PortalUserAdmin(FilterLookupsOnlyAdmin, UserAdmin):
     """Accounts without role editing: trusted roles change only through the audited, dual-controlled
     role grants (Enrollment → Role grant requests; enrollment/services/role_grants.py)."""
 
     ROLE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # accounts are deactivated (offboarding), never deleted: audit events name them
+
     def get_readonly_fields(self, request, obj=None):
-        return [*super().get_readonly_fields(request, obj), *self.ROLE_FIELDS] if obj is not None else []
+        # Deactivation is offboarding's (dual control for trusted accounts), never a tick box here.
+        return [*super().get_readonly_fields(request, obj), *self.ROLE_FIELDS, "is_active"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        before = {name: form.initial.get(name) for name in ACCOUNT_FIELDS} if change else {}
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if change:
+                account_change_record(actor=request.user, user=obj, before=before)
+            else:
+                account_create_record(actor=request.user, user=obj)
+
+    def user_change_password(self, request, id, form_url=""):
+        """Django's password form, for accounts whose password one person may set (portal/accounts.py)."""
+        user = self.get_object(request, unquote(id))
+        allowed = user is not None and self.has_change_permission(request, user)  # else Django's 403/404
+        if allowed and (refusal := account_password_set_refusal(actor=request.user, user=user)):
+            self.message_user(request, refusal, messages.ERROR)
+            return redirect(reverse(f"{self.admin_site.name}:auth_user_change", args=[user.pk]))
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302 and user is not None:
+                account_password_set_record(actor=request.user, user=user)
+        return response
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -137,5 +177,22 @@ class PortalUserAdmin(UserAdmin):
 
 ROLE_HELP = "Roles change through Enrollment → Role grant requests: one PKI administrator asks, another grants."
 
+class PortalGroupAdmin(FilterLookupsOnlyAdmin, GroupAdmin):
+    """The roles' groups, read-only: their permissions are the code's (enrollment.roles.ROLE_PERMISSIONS, set
+    after every migrate); changing, adding or deleting a group here would change a role for all its holders
+    at once, by one person and unaudited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 admin.site.unregister(get_user_model())
 admin.site.register(get_user_model(), PortalUserAdmin)
+admin.site.unregister(Group)
+admin.site.register(Group, PortalGroupAdmin)

@@ -248,3 +248,11 @@ def test_the_demo_exemption_never_applies_outside_development(pki, settings, rea
     assert basic_client(approver).get("/api/v1/employees/").status_code == 200
     settings.DEVELOPMENT = False
     assert "has not set up yet" in _refused(basic_client(approver).get("/api/v1/employees/"))
+
+
+def test_the_openapi_schema_documents_the_x_otp_header(client):
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    scheme = schema["components"]["securitySchemes"]["otpCode"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-OTP")
+    assert "second_factor_required" in scheme["description"]

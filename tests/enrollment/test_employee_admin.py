@@ -93,20 +93,28 @@ def test_a_mailbox_outside_the_ca_domains_is_refused_in_the_admin_and_by_the_ser
     assert admin_client.post(change_url(employee), form_data(employee, department="Sales")).status_code == 302
 
 
-def test_a_mailbox_change_is_refused_while_a_valid_certificate_binds_it(admin_client, pki_admin, alice, issued):
+def test_a_mailbox_change_is_not_applied_by_one_person_while_a_valid_certificate_binds_it(
+    admin_client, pki_admin, alice, issued
+):
     employee = alice.employee
 
+    # Without a reason the form refuses: the change would need a second person.
     response = admin_client.post(change_url(employee), form_data(employee, mail="alice.new@example.org"))
 
     assert response.status_code == 200
-    (error,) = response.context["adminform"].form.errors["mail"]
-    assert issued.serial in error and "revoke them first" in error and "offboard" in error
+    (error,) = response.context["adminform"].form.errors["reason"]
+    assert issued.serial in error and "second person" in error and "revoked" in error
     employee.refresh_from_db()
     assert employee.mail == "alice@example.org"
     issued.refresh_from_db()
     assert issued.status == Certificate.Status.VALID and issued.mailbox == "alice@example.org"
     assert employee_events("employee.changed", employee) == []
-    # The names a sponsor-validated certificate carries are bound too.
+    # The service refuses it in one step too, and names the way (an identity change request).
+    with pytest.raises(ValidationError) as raised:
+        employee_update(employee=employee, actor=pki_admin, mail="alice.new@example.org")
+    assert issued.serial in raised.value.message_dict["mail"][0]
+    assert "Request identity change" in raised.value.message_dict["mail"][0]
+    # The names a sponsor-validated certificate (as `issued` is) carries are bound too.
     with pytest.raises(ValidationError) as raised:
         employee_update(employee=employee, actor=pki_admin, surname="Archer-Smith")
     assert issued.serial in raised.value.message_dict["surname"][0]
