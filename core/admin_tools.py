@@ -4,14 +4,68 @@ and the one-line message of a service error."""
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.admin import helpers
+from django.contrib.admin import helpers, widgets
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup
+from django.contrib.admin.views.main import ChangeList
 from django.template.response import TemplateResponse
 
 from .exceptions import error_message
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written only by services: visible to those allowed to view, editable by nobody."""
+class FilterLookupsOnlyChangeList(ChangeList):
+    """A changelist that filters only through its list filters (and date hierarchy).
+
+    Django's admin applies any other `?field__lookup=value` of the query string to the
+    queryset as it is, on any local field with any lookup: `?details__contains=…` reached
+    SQLite, which has no JSON containment, as NotSupportedError at render time (a 500), and
+    lookups the filters never offer are a way to probe the data. Here a parameter that no list
+    filter consumed is refused with a 400 (DisallowedModelAdminLookup, as Django refuses
+    lookups across relations) unless it is a plain comparison (SAFE_LOOKUPS, which every
+    backend runs) on a field the list filters or the date hierarchy offer (`?state=pending`
+    for the filter's own `?state__exact=pending`), or a limit_choices_to lookup of a raw-id
+    pop-up, which Django's lookup_allowed allows too.
+    """
+
+    SAFE_LOOKUPS = ("exact", "iexact", "in", "isnull", "gt", "gte", "lt", "lte")
+
+    def _filtered_fields(self) -> set[str]:
+        fields = {self.date_hierarchy} if self.date_hierarchy else set()
+        for list_filter in self.list_filter:
+            field = list_filter[0] if isinstance(list_filter, (tuple, list)) else list_filter
+            if isinstance(field, str):
+                fields |= {field, f"{field}__id", f"{field}__pk"}
+        return fields
+
+    def _safe(self, key: str, fields: set[str]) -> bool:
+        path, _, lookup = key.rpartition("__")
+        return key in fields or (lookup in self.SAFE_LOOKUPS and path in fields)
+
+    def get_filters(self, request):
+        filter_specs, has_filters, remaining, may_have_duplicates, has_active_filters = super().get_filters(request)
+        raw = self.get_filters_params()
+        fields = self._filtered_fields()
+        allowed = {key for key in remaining if self._safe(key, fields)}
+        popup = set()
+        for fk_lookup in self.model._meta.related_fkey_lookups:
+            popup |= set(widgets.url_params_from_lookup_dict(fk_lookup() if callable(fk_lookup) else fk_lookup).items())
+        for key in remaining:
+            if key in allowed or all((key, value) in popup for value in raw.get(key, [])):
+                continue
+            raise DisallowedModelAdminLookup(f"Filtering by {key} is not offered here: use the filters on the page.")
+        return filter_specs, has_filters, remaining, may_have_duplicates, has_active_filters
+
+
+class FilterLookupsOnlyAdmin(admin.ModelAdmin):
+    """Changelists filter only through their list filters (FilterLookupsOnlyChangeList)."""
+
+    def get_changelist(self, request, **kwargs):
+        return FilterLookupsOnlyChangeList
+
+
+class ReadOnlyAdmin(FilterLookupsOnlyAdmin):
+    """Records written only by services: visible to those allowed to view, editable by nobody.
+
+    Their changelists filter only through their list filters (FilterLookupsOnlyAdmin)."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -48,4 +102,6 @@ def action_confirmation(
     )
 
 
-__all__ = ["ReadOnlyAdmin", "action_confirmation", "error_message"]
+__all__ = [
+    "FilterLookupsOnlyAdmin", "FilterLookupsOnlyChangeList", "ReadOnlyAdmin", "action_confirmation", "error_message",
+]

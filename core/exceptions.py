@@ -37,6 +37,12 @@ class InvalidState(PortalError):
     http_status = 409
 
 
+class AlreadyExists(InvalidState):
+    """A second one of something there may be only one of (a database constraint said so: core/db.py)."""
+
+    code = "already_exists"
+
+
 class IssuanceError(PortalError):
     code = "issuance_failed"
     http_status = 409
@@ -49,6 +55,13 @@ class PickupUnavailable(PortalError):
 
 class ConfigurationError(PortalError):
     code = "configuration"
+    http_status = 503
+
+
+class TryAgain(PortalError):
+    """The database aborted the change for a concurrent one, and so did every retry: nothing was changed."""
+
+    code = "try_again"
     http_status = 503
 
 
