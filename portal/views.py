@@ -20,14 +20,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit.events import AuditAction
 from audit.services import audit_record
 from core.downloads import attachment
-from core.exceptions import NotFound, PortalError, error_message
+from core.exceptions import NotFound, PickupUnavailable, PortalError, error_message
 from core.sessions import fresh_authentication_required, mark_authenticated
 from enrollment import selectors
+from enrollment.bundles import DOWNLOAD_FORMATS
 from enrollment.models import Employee
+from enrollment.pki.pkcs12_clients import CLIENT_ADVICE, client_from_user_agent
 from enrollment.revocation.services import certificate_revoke
-from enrollment.services.issuance import certificate_pkcs12_export
 from enrollment.services.requests import certificate_renewal_request, certificate_request_create
 from escrow.forms import Pkcs12DownloadForm
+from escrow.services.pickups import SIGNING_KEY_REDOWNLOAD_HOURS, pickup_copy_export, pickup_unavailable_message
 
 from .forms import CertificateRequestForm, ReauthenticateForm, RevokeOwnForm
 
@@ -113,31 +115,62 @@ def renew_certificate(request, serial: str):
     return redirect("portal:home")
 
 
+def _download_form(request, *, advice) -> Pkcs12DownloadForm:
+    """The download form with the format for the employee's device first and chosen."""
+    form = Pkcs12DownloadForm(request.POST or None, initial={"format": advice.fmt}, label_suffix="")
+    recommended = sorted(DOWNLOAD_FORMATS.items(), key=lambda item: item[0] != advice.fmt)
+    form.fields["format"].choices = [
+        (value, f"{label} (recommended for your device)" if value == advice.fmt else label) for value, label in recommended
+    ]
+    return form
+
+
 @login_required
 @never_cache
 @fresh_authentication_required
 @require_http_methods(["GET", "POST"])
 def download_pkcs12(request, serial: str):
+    """The employee's key: PKCS#12 (compatible or modern) or an Apple profile, again while the window is open."""
     try:
         certificate = selectors.certificate_of_owner(user=request.user, serial=serial)
     except NotFound:
         raise Http404("No such certificate") from None
-    form = Pkcs12DownloadForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    advice = client_from_user_agent(request.headers.get("User-Agent", ""))
+    form = _download_form(request, advice=advice)
+    pickup = getattr(certificate, "pickup", None)
+    unavailable = ""
+    if certificate.status != certificate.Status.VALID:
+        unavailable = f"The certificate {certificate.serial} is {certificate.status}; its key is not handed out."
+    elif pickup is None or pickup.expires_at <= timezone.now():
+        unavailable = pickup_unavailable_message(certificate=certificate)
+    elif request.method == "POST" and form.is_valid():
         try:
-            certificate, bundle = certificate_pkcs12_export(
-                user=request.user,
+            certificate, download = pickup_copy_export(
+                actor=request.user,
                 serial=serial,
                 passphrase=form.cleaned_data["passphrase"],
                 fmt=form.cleaned_data["format"],
+                include_passphrase=request.POST.get("include_passphrase") == "on",
             )
         except ValidationError as exc:
             form.add_error(None, exc)
+        except PickupUnavailable as exc:
+            unavailable = exc.message
         except PortalError as exc:
             form.add_error(None, exc.message)
         else:
-            return attachment(bundle, "application/x-pkcs12", f"{certificate.mailbox}.p12", private=True)
-    return render(request, "portal/download.html", {"certificate": certificate, "form": form})
+            return attachment(download.data, download.content_type, download.filename, private=True)
+    context = {
+        "certificate": certificate,
+        "form": form,
+        "advice": advice,
+        "clients": CLIENT_ADVICE,
+        "pickup": pickup,
+        "escrowed": hasattr(certificate, "escrow"),
+        "redownload_hours": SIGNING_KEY_REDOWNLOAD_HOURS,
+        "unavailable": unavailable,
+    }
+    return render(request, "portal/download.html", context, status=410 if unavailable else 200)
 
 
 @login_required
@@ -164,11 +197,6 @@ def ca_chain(request):
         raise Http404("No CA") from None
     pem = b"".join(item.certificate.public_bytes(Encoding.PEM) for item in ca.chain())
     return attachment(pem, "application/x-pem-file", "ca-chain.pem")
-
-
-@require_GET
-def install_help(request):
-    return render(request, "portal/install.html")
 
 
 @login_required

@@ -2,6 +2,7 @@
 
 config.py     DirectoryConfig from settings, with presets
 client.py     ldap3 connection, entry lookup, value-exact modifications (no Django)
-publisher.py  publish / unpublish one certificate on one entry (no Django)
+publisher.py  sync one entry to the certificates it should hold (no Django)
+selectors.py  which certificates those are: the newest valid one senders can encrypt to
 services.py   the outbox workflow on DirectoryPublication rows, with audit events
 """

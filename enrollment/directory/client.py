@@ -44,6 +44,12 @@ class DirectoryError(PortalError):
     http_status = 502
 
 
+class EntryNotFound(DirectoryError):
+    """No entry at that DN, or none matches the search."""
+
+    code = "directory_entry_not_found"
+
+
 class DirectoryUnavailable(DirectoryError):
     """No usable connection (unreachable, TLS failure, bind refused): every entry would fail alike."""
 
@@ -210,12 +216,12 @@ class DirectoryClient:
         except ldap_exceptions.LDAPSizeLimitExceededResult:
             raise DirectoryError(f"More than one directory entry matches {where}; store the DN on the employee.") from None
         except ldap_exceptions.LDAPNoSuchObjectResult:
-            raise DirectoryError(f"No directory entry {where}.") from None
+            raise EntryNotFound(f"No directory entry {where}.") from None
         except ldap_exceptions.LDAPOperationResult as exc:
             raise DirectoryError(f"Searching {where} failed: {_result_text(exc)}") from None
         entries = [item for item in connection.response or [] if item.get("type") == "searchResEntry"]
         if not entries:
-            raise DirectoryError(f"No directory entry matches {where}.")
+            raise EntryNotFound(f"No directory entry matches {where}.")
         if len(entries) > 1:
             raise DirectoryError(f"More than one directory entry matches {where}; store the DN on the employee.")
         raw = entries[0].get("raw_attributes") or {}

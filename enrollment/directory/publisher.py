@@ -1,38 +1,34 @@
-"""Publish and unpublish one certificate on a person's directory entry.
+"""Make a person's directory entry carry the certificates senders should encrypt to.
 
-Pure decisions (which values to add, which to remove) plus the two operations on a
-DirectoryClient. No Django. The rules:
+Pure decisions (which values to add, which to remove) plus the operation on a
+DirectoryClient. No Django. The caller (services.py) says what the entry should hold;
+this module makes it so, idempotently. The rules:
 
-- the certificate goes into the certificate attribute (userCertificate;binary, or
+- only certificates whose key can encrypt (keyUsage keyEncipherment or keyAgreement:
+  dual use or encryption-only) are ever written; a signing-only certificate is never
+  published, since senders would encrypt to a key that was never escrowed;
+- each wanted certificate goes into the certificate attribute (userCertificate;binary, or
   userCertificate on AD) and, if configured, as a degenerate PKCS#7 (certificate and
   chain) into userSMIMECertificate;
-- values this portal's CAs issued (signature checked against the CA certificates) for an
-  older certificate are replaced; a value on the entry that is newer than the one being
-  published wins, and the older one is reported as superseded instead of written;
+- every other value this portal's CAs issued (signature checked against the CA
+  certificates) is taken off the entry: older, revoked, expired or signing-only ones;
 - values anyone else put there (other CAs, self-signed) are never touched;
-- publishing what is there already writes nothing.
+- on the person's earlier entries (a directory DN that changed) only the person's own
+  certificates are removed;
+- syncing an entry that already holds what is wanted writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+from ldap3.utils.dn import parse_dn
 
-from .client import ConcurrentChange, DirectoryClient, DirectoryEntry, DirectoryError, EntryLocator
-
-
-@dataclass
-class PublishOutcome:
-    entry_dn: str
-    changed: bool = False
-    # SHA-256 fingerprints (hex) of the portal's older certificates taken off the entry.
-    replaced: list[str] = field(default_factory=list)
-    # Set when the entry holds a newer certificate of this portal: nothing was written.
-    superseded_by: str = ""
+from .client import ConcurrentChange, DirectoryClient, DirectoryEntry, DirectoryError, EntryLocator, EntryNotFound
 
 
 def smime_value(certificate: x509.Certificate, chain: Sequence[x509.Certificate]) -> bytes:
@@ -94,15 +90,8 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         return False
 
 
-IssueOrder = Callable[[x509.Certificate], tuple]
-
-
 def key_roles(certificate: x509.Certificate) -> frozenset[str]:
-    """What the certificate's key is for: signing, encryption, or both (dual use).
-
-    A newer certificate replaces an older one only when their roles overlap, so the two
-    certificates of a separate signing/encryption pair stay on the entry side by side.
-    """
+    """What the certificate's key is for: signing, encryption, or both (dual use), from keyUsage."""
     try:
         usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -115,9 +104,29 @@ def key_roles(certificate: x509.Certificate) -> frozenset[str]:
     return frozenset(roles or {"signing", "encryption"})
 
 
-def not_before_order(certificate: x509.Certificate) -> tuple:
-    """The default issue order: notBefore (whole seconds), the serial number breaking ties."""
-    return (certificate.not_valid_before_utc, certificate.serial_number)
+def encryption_capable(certificate: x509.Certificate) -> bool:
+    """Whether a sender can encrypt to the certificate's key (dual use or encryption-only)."""
+    return "encryption" in key_roles(certificate)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A certificate the entry should carry, with the chain for userSMIMECertificate."""
+
+    certificate: x509.Certificate
+    chain: Sequence[x509.Certificate] = ()
+
+
+@dataclass
+class SyncOutcome:
+    entry_dn: str
+    changed: bool = False
+    # SHA-256 fingerprints (hex) of the wanted certificates written now (they were missing).
+    added: list[str] = field(default_factory=list)
+    # SHA-256 fingerprints of the portal's certificates taken off the entry.
+    removed: list[str] = field(default_factory=list)
+    # The person's earlier entries (DNs) that the person's certificates were taken off.
+    cleaned: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -125,8 +134,8 @@ class _Plan:
     add: dict[str, list[bytes]] = field(default_factory=dict)
     delete: dict[str, list[bytes]] = field(default_factory=dict)
     replace: dict[str, list[bytes]] = field(default_factory=dict)
-    replaced: set[str] = field(default_factory=set)
-    superseded_by: str = ""
+    added: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
 
     @property
     def changes(self) -> bool:
@@ -136,136 +145,135 @@ class _Plan:
 def _plan(
     entry: DirectoryEntry,
     *,
-    certificate: x509.Certificate,
-    chain: Sequence[x509.Certificate],
+    wanted: Sequence[Wanted],
     issuers: Sequence[x509.Certificate],
+    removable: Callable[[x509.Certificate], bool],
     certificate_attribute: str,
     smime_attribute: str | None,
-    present: bool,
-    order: IssueOrder = not_before_order,
 ) -> _Plan:
-    """What to change so that `certificate` is on the entry (present) or is not (absent)."""
+    """What to change so that the entry holds exactly `wanted` among the values `removable` covers."""
     plan = _Plan()
-    own_der = certificate.public_bytes(Encoding.DER)
-    own_fingerprint = fingerprint(certificate)
+    wanted_der = {fingerprint(w.certificate): w.certificate.public_bytes(Encoding.DER) for w in wanted}
 
-    # The portal's other certificates on the entry, per attribute, with their values.
-    theirs: dict[str, list[tuple[bytes, x509.Certificate]]] = {certificate_attribute: []}
-    own_values: dict[str, list[bytes]] = {certificate_attribute: []}
-    own_roles = key_roles(certificate)
+    present = set()
     for value in entry.get(certificate_attribute):
+        if value in wanted_der.values():
+            present.add(value)
+            continue
         other = _load_certificate(value)
-        if value == own_der:
-            own_values[certificate_attribute].append(value)
-        elif other is not None and issued_by(other, issuers) and key_roles(other) & own_roles:
-            theirs[certificate_attribute].append((value, other))
+        if other is not None and removable(other):
+            plan.delete.setdefault(certificate_attribute, []).append(value)
+            plan.removed.add(fingerprint(other))
+    for own_fingerprint, value in wanted_der.items():
+        if value not in present:
+            plan.add.setdefault(certificate_attribute, []).append(value)
+            plan.added.add(own_fingerprint)
+
     if smime_attribute:
-        theirs[smime_attribute], own_values[smime_attribute] = [], []
+        wanted_smime = {fingerprint(w.certificate): smime_value(w.certificate, w.chain) for w in wanted}
+        kept, seen, dropped = [], set(), False
         for value in entry.get(smime_attribute):
             leaf = _smime_leaf(value, issuers)
-            if leaf is not None and fingerprint(leaf) == own_fingerprint:
-                own_values[smime_attribute].append(value)
-            elif leaf is not None and key_roles(leaf) & own_roles:
-                theirs[smime_attribute].append((value, leaf))
-
-    keep_own = present
-    if present:
-        own_rank = order(certificate)
-        newer = [other for values in theirs.values() for _, other in values if order(other) > own_rank]
-        if newer:
-            newest = max(newer, key=order)
-            plan.superseded_by = fingerprint(newest)
-            keep_own = False
-
-    wanted_own = {certificate_attribute: own_der}
-    if smime_attribute:
-        wanted_own[smime_attribute] = smime_value(certificate, chain)
-    for attribute, own in own_values.items():
-        remove = [] if keep_own else list(own)
-        if keep_own:
-            # Replace the portal's older certificates (all others are older, or we would not keep ours).
-            for value, other in theirs[attribute]:
-                remove.append(value)
-                plan.replaced.add(fingerprint(other))
-            # A stale encoding of our own value (e.g. a chain that changed) is rewritten.
-            remove.extend(value for value in own if value != wanted_own[attribute])
-        add = [wanted_own[attribute]] if keep_own and wanted_own[attribute] not in own else []
-        if attribute == smime_attribute:
-            if remove or add:
-                current = entry.get(attribute)
-                plan.replace[attribute] = [value for value in current if value not in remove] + add
-        else:
-            if remove:
-                plan.delete[attribute] = remove
-            if add:
-                plan.add[attribute] = add
+            leaf_fingerprint = fingerprint(leaf) if leaf is not None else ""
+            if leaf_fingerprint in wanted_smime and value == wanted_smime[leaf_fingerprint] and leaf_fingerprint not in seen:
+                kept.append(value)
+                seen.add(leaf_fingerprint)
+            elif leaf_fingerprint in wanted_smime:
+                dropped = True  # a stale encoding (the chain changed) or a duplicate: rewritten
+            elif leaf is not None and removable(leaf):
+                dropped = True
+                plan.removed.add(leaf_fingerprint)
+            else:
+                kept.append(value)
+        missing = [value for own_fingerprint, value in wanted_smime.items() if own_fingerprint not in seen]
+        plan.added.update(own_fingerprint for own_fingerprint in wanted_smime if own_fingerprint not in seen)
+        if dropped or missing:
+            # OpenLDAP's userSMIMECertificate has no equality rule: the attribute is rewritten whole.
+            plan.replace[smime_attribute] = kept + missing
     return plan
 
 
-def _apply(
-    client: DirectoryClient,
-    locator: EntryLocator,
-    *,
-    certificate: x509.Certificate,
-    chain: Sequence[x509.Certificate],
-    issuers: Sequence[x509.Certificate],
-    present: bool,
-    order: IssueOrder = not_before_order,
-) -> PublishOutcome:
-    config = client.config
-    smime_attribute = config.smime_attribute if config.publish_smime_capable else None
-    attributes = [config.certificate_attribute] + ([smime_attribute] if smime_attribute else [])
+def _normalized_dn(dn: str) -> tuple:
+    try:
+        return tuple((attribute.lower(), value.lower()) for attribute, value, _ in parse_dn(dn))
+    except Exception:  # noqa: BLE001 - an unparsable stored DN compares as written
+        return (dn.strip().lower(),)
+
+
+def _write(client: DirectoryClient, locator: EntryLocator, *, attributes: list[str], planner) -> tuple[str, _Plan]:
+    """Read, plan, write; read and plan again when the entry changed in between."""
     for _attempt in range(3):
         entry = client.find_entry(locator, attributes=attributes)
-        plan = _plan(
-            entry,
-            certificate=certificate,
-            chain=chain,
-            issuers=issuers,
-            certificate_attribute=config.certificate_attribute,
-            smime_attribute=smime_attribute,
-            present=present,
-            order=order,
-        )
+        plan = planner(entry)
         if not plan.changes:
-            return PublishOutcome(entry_dn=entry.dn, superseded_by=plan.superseded_by)
+            return entry.dn, plan
         try:
             client.modify_values(entry.dn, add=plan.add, delete=plan.delete, replace=plan.replace)
         except ConcurrentChange:
             continue  # someone changed the entry between our read and write: read again
-        return PublishOutcome(
-            entry_dn=entry.dn, changed=True, replaced=sorted(plan.replaced), superseded_by=plan.superseded_by
-        )
+        return entry.dn, plan
     raise DirectoryError(f"{entry.dn} kept changing while the portal wrote to it; it tries again later.")
 
 
-def publish(
+def sync_entry(
     client: DirectoryClient,
     locator: EntryLocator,
     *,
-    certificate: x509.Certificate,
-    chain: Sequence[x509.Certificate],
+    wanted: Sequence[Wanted],
     issuers: Sequence[x509.Certificate],
-    order: IssueOrder = not_before_order,
-) -> PublishOutcome:
-    """Put `certificate` on the entry, replacing older ones of this portal; foreign values stay.
+    own: Iterable[str] = (),
+    elsewhere: Iterable[str] = (),
+) -> SyncOutcome:
+    """Make the person's entry carry exactly `wanted` among the portal's values; foreign values stay.
 
-    `order` ranks the portal's certificates by issuance (a newer one on the entry wins).
+    `wanted`: the certificates senders should find (signing-only ones are left out whatever
+    the caller says). `own`: fingerprints of every certificate of this person, and
+    `elsewhere`: DNs where earlier attempts wrote them; on those entries (other than the
+    one `locator` finds now) the person's certificates are removed, and an entry that no
+    longer exists there counts as clean. The current entry is written first, so a sender
+    never finds the person without a certificate in between.
     """
-    return _apply(client, locator, certificate=certificate, chain=chain, issuers=issuers, present=True, order=order)
+    wanted = [w for w in wanted if encryption_capable(w.certificate)]
+    config = client.config
+    smime_attribute = config.smime_attribute if config.publish_smime_capable else None
+    attributes = [config.certificate_attribute] + ([smime_attribute] if smime_attribute else [])
+    plan_for = dict(
+        issuers=issuers, certificate_attribute=config.certificate_attribute, smime_attribute=smime_attribute
+    )
+
+    def current(entry: DirectoryEntry) -> _Plan:
+        return _plan(entry, wanted=wanted, removable=lambda other: issued_by(other, issuers), **plan_for)
+
+    entry_dn, plan = _write(client, locator, attributes=attributes, planner=current)
+    outcome = SyncOutcome(
+        entry_dn=entry_dn, changed=plan.changes, added=sorted(plan.added), removed=sorted(plan.removed)
+    )
+
+    own = set(own)
+    here = _normalized_dn(entry_dn)
+
+    def earlier(entry: DirectoryEntry) -> _Plan:
+        return _plan(entry, wanted=[], removable=lambda other: fingerprint(other) in own, **plan_for)
+
+    for dn in sorted(set(elsewhere)):
+        if not dn or _normalized_dn(dn) == here:
+            continue
+        try:
+            old_dn, old_plan = _write(client, EntryLocator(mail="", dn=dn), attributes=attributes, planner=earlier)
+        except EntryNotFound:
+            continue  # the old entry is gone: nothing of ours is left there
+        if _normalized_dn(old_dn) == here:
+            continue
+        if old_plan.changes:
+            outcome.changed = True
+            outcome.cleaned.append(old_dn)
+    return outcome
 
 
-def unpublish(
-    client: DirectoryClient,
-    locator: EntryLocator,
-    *,
-    certificate: x509.Certificate,
-    chain: Sequence[x509.Certificate],
-    issuers: Sequence[x509.Certificate],
-    order: IssueOrder = not_before_order,
-) -> PublishOutcome:
-    """Take `certificate` (and its userSMIMECertificate value) off the entry; nothing else."""
-    return _apply(client, locator, certificate=certificate, chain=chain, issuers=issuers, present=False, order=order)
+@dataclass
+class PublishOutcome:
+    entry_dn: str
+    changed: bool = False
 
 
 def publish_ca(client: DirectoryClient, *, dn: str, certificate_der: bytes, crl_der: bytes) -> PublishOutcome:

@@ -1,12 +1,19 @@
 """Directory publication workflow: schedule, attempt, record, drain.
 
+What a person's entry holds is a function of the database (selectors.directory_certificates:
+the newest valid certificate senders can encrypt to, never a signing-only one); every
+attempt, whatever event scheduled it, syncs the whole entry to it (publisher.sync_entry),
+so it is idempotent and order does not matter. When the newest certificate is revoked or
+expires, the sync puts the older valid one back.
+
 The database says what must happen (DirectoryPublication rows, an outbox); the LDAP call
 happens outside any database transaction, and its outcome is recorded in a short one
 afterwards, with an audit event for every attempt. Callers:
 
 - the post_issue_certificate receiver: publication_schedule() inside the issuance
   transaction, then tasks.directory_publication_run() after commit;
-- revocation (later): publication_schedule_removal() in its transaction, then the same task;
+- revocation and expiry: publication_schedule_removal() in their transaction, then the same task;
+- a changed directory DN: employee_directory_resync(), then the same task for each row;
 - the admin's "Retry publication now" action and the API's retry: drain.publications_retry();
 - `manage.py publish_pending` (cron / a periodic task): drain.publications_drain().
 
@@ -29,8 +36,8 @@ from audit.events import AuditAction
 from audit.services import audit_record
 from core.exceptions import PortalError
 
-from ..models import Certificate, CertificateAuthority, DirectoryPublication
-from . import publisher
+from ..models import Certificate, CertificateAuthority, DirectoryPublication, Employee
+from . import publisher, selectors
 from .client import DirectoryClient, DirectoryError, DirectoryUnavailable, EntryLocator
 from .config import DirectoryConfig
 
@@ -74,8 +81,12 @@ def retry_delay(attempts: int) -> timedelta:
 
 @transaction.atomic
 def publication_schedule(*, certificate: Certificate) -> DirectoryPublication | None:
-    """Record that `certificate` must be published; None when no directory is configured."""
-    if not directory_configured():
+    """Record that the entry of `certificate`'s owner must be synced to include it.
+
+    None when no directory is configured, and for a certificate that never goes to the
+    directory (signing-only: senders would encrypt to a key that was never escrowed).
+    """
+    if not directory_configured() or not selectors.certificate_belongs_in_directory(certificate):
         return None
     publication = DirectoryPublication.objects.select_for_update().filter(certificate=certificate).first()
     if publication is None:
@@ -91,10 +102,12 @@ def publication_schedule(*, certificate: Certificate) -> DirectoryPublication | 
 
 @transaction.atomic
 def publication_schedule_removal(*, certificate: Certificate) -> DirectoryPublication | None:
-    """Record that `certificate` must come off the directory (revocation, for instance).
+    """Record that `certificate` must come off the directory (revocation, expiry).
 
-    Also for certificates whose publication never succeeded: an attempt whose answer was
-    lost may have written the value anyway. None when no directory is configured.
+    The attempt re-syncs the owner's entry: the certificate goes, and an older valid one
+    of the same person that senders can encrypt to is published again. Also for
+    certificates whose publication never succeeded: an attempt whose answer was lost may
+    have written the value anyway. None when no directory is configured.
     """
     if not directory_configured():
         return None
@@ -110,6 +123,38 @@ def publication_schedule_removal(*, certificate: Certificate) -> DirectoryPublic
     publication.full_clean()
     publication.save()
     return publication
+
+
+@transaction.atomic
+def employee_directory_resync(*, employee: Employee) -> list[DirectoryPublication]:
+    """Schedule a sync of the employee's entry, e.g. after a confirmed change of the directory DN.
+
+    The attempt publishes at the entry the employee's record names now and removes the
+    employee's certificates from the entries earlier attempts wrote to. Returns the rows
+    to run after commit (tasks.directory_publication_run); the periodic drain picks them
+    up otherwise. Idempotent; [] without a directory or with nothing to publish or remove.
+    """
+    if not directory_configured():
+        return []
+    now = timezone.now()
+    rows = list(
+        DirectoryPublication.objects.select_for_update(of=("self",))
+        .filter(certificate__employee=employee)
+        .order_by("pk")
+    )
+    wanted = {certificate.pk for certificate in selectors.directory_certificates(employee=employee, now=now)}
+    carriers = [row for row in rows if row.state in DUE_STATES or row.state == State.PUBLISHED or row.certificate_id in wanted]
+    for certificate_id in wanted - {row.certificate_id for row in rows}:
+        carriers.append(DirectoryPublication(certificate_id=certificate_id))
+    for row in carriers:
+        if row.state not in DUE_STATES:
+            row.state = State.PENDING
+            row.attempts = 0
+            row.last_error = ""
+        row.next_attempt_at = now
+        row.full_clean()
+        row.save()
+    return carriers
 
 
 # --- Attempts (outside transactions: they wait on the network) -------------------------
@@ -130,13 +175,12 @@ class AttemptResult:
 
 
 def _operation(publication: DirectoryPublication) -> str:
+    """What the row asks for: "publish" (its certificate belongs on the entry), "unpublish", or ""."""
     if publication.state in REMOVE_STATES:
         return "unpublish"
     if publication.state in (*PUBLISH_STATES, State.PUBLISHED):
-        certificate = publication.certificate
-        valid = certificate.status == Certificate.Status.VALID and certificate.not_after > timezone.now()
-        # A certificate that is no longer valid is never (re)published; make sure it is gone.
-        return "publish" if valid else "unpublish"
+        # A certificate that is no longer valid, or signing-only, is never (re)published; make sure it is gone.
+        return "publish" if selectors.certificate_belongs_in_directory(publication.certificate) else "unpublish"
     return ""
 
 
@@ -155,24 +199,32 @@ def _issuers() -> list:
     return [ca.certificate for ca in CertificateAuthority.objects.all()]
 
 
-def _issue_order(certificate) -> tuple:
-    """notBefore has whole seconds only: the database's issuance order breaks ties."""
-    pk = Certificate.objects.filter(fingerprint_sha256=publisher.fingerprint(certificate)).values_list("pk", flat=True).first()
-    return (certificate.not_valid_before_utc, pk or 0)
+def _locator(employee: Employee) -> EntryLocator:
+    """The employee's entry now: the stored DN wins, else the search for the current mailbox."""
+    return EntryLocator(mail=employee.mail, user=employee.user.get_username(), dn=employee.directory_dn)
 
 
-def _locator(publication: DirectoryPublication, operation: str) -> EntryLocator:
-    certificate = publication.certificate
-    employee = certificate.employee
-    # Removal goes where the value was written; publishing follows the employee's stored DN.
-    dn = (publication.entry_dn if operation == "unpublish" else "") or employee.directory_dn
-    return EntryLocator(mail=certificate.mailbox, user=employee.user.get_username(), dn=dn)
+def _state_for(row: DirectoryPublication, written: list[Certificate]) -> str:
+    """A row's settled state once its owner's entry holds exactly `written`."""
+    if row.certificate_id in {c.pk for c in written}:
+        return State.PUBLISHED
+    if row.state not in selectors.REMOVAL_STATES and selectors.certificate_belongs_in_directory(row.certificate):
+        return State.SUPERSEDED  # valid for encryption, but a newer one is on the entry
+    return State.REMOVED
+
+
+_STATE_ACTIONS = {
+    State.PUBLISHED: AuditAction.DIRECTORY_PUBLISHED,
+    State.SUPERSEDED: AuditAction.DIRECTORY_SUPERSEDED,
+    State.REMOVED: AuditAction.DIRECTORY_UNPUBLISHED,
+}
 
 
 def publication_attempt(
     *, publication: DirectoryPublication, connection: DirectoryClient | None = None, actor=None
 ) -> AttemptResult:
-    """Carry out what the row asks for now (publish or unpublish) and record the outcome.
+    """Sync the owner's entry to what it should hold now (selectors.directory_certificates) and
+    record the outcome on this row, and on the owner's other settled rows whose state it changed.
 
     `connection` lets a batch reuse one bound connection; without it, one is opened and
     closed here. Directory errors are recorded on the row (and audited), not raised.
@@ -186,6 +238,7 @@ def publication_attempt(
     if not _claim(publication, timezone.now()):
         return AttemptResult(publication=publication)  # another worker has it
     certificate = publication.certificate
+    employee = certificate.employee
     try:
         config = connection.config if connection is not None else directory_config()
         if config is None:
@@ -193,16 +246,18 @@ def publication_attempt(
     except PortalError as exc:  # ConfigurationError too: recorded, like the directory's own errors
         _record_failure(publication=publication, operation=operation, error=exc.message, actor=actor)
         return AttemptResult(publication=publication, operation=operation, ok=False, error=exc.message, unavailable=True)
+    wanted = selectors.directory_certificates(employee=employee)
     client = connection or DirectoryClient(config)
     try:
-        action = publisher.publish if operation == "publish" else publisher.unpublish
-        outcome = action(
+        outcome = publisher.sync_entry(
             client,
-            _locator(publication, operation),
-            certificate=certificate.x509,
-            chain=[ca.certificate for ca in certificate.issuer.chain()],
+            _locator(employee),
+            wanted=[publisher.Wanted(c.x509, [ca.certificate for ca in c.issuer.chain()]) for c in wanted],
             issuers=_issuers(),
-            order=_issue_order,
+            own=Certificate.objects.filter(employee=employee).values_list("fingerprint_sha256", flat=True),
+            elsewhere=DirectoryPublication.objects.filter(certificate__employee=employee)
+            .exclude(entry_dn="")
+            .values_list("entry_dn", flat=True),
         )
     except DirectoryError as exc:
         _record_failure(publication=publication, operation=operation, error=exc.message, actor=actor)
@@ -218,41 +273,99 @@ def publication_attempt(
     finally:
         if connection is None:
             client.close()
-    _record_success(publication=publication, operation=operation, outcome=outcome, actor=actor)
+    _record_success(publication=publication, outcome=outcome, written=wanted, actor=actor)
     return AttemptResult(publication=publication, operation=operation)
 
 
+def _serials(fingerprints: Iterable[str]) -> list[str]:
+    return sorted(Certificate.objects.filter(fingerprint_sha256__in=list(fingerprints)).values_list("serial", flat=True))
+
+
 @transaction.atomic
-def _record_success(*, publication, operation: str, outcome: publisher.PublishOutcome, actor) -> None:
-    row = _locked(publication)
+def _record_success(*, publication, outcome: publisher.SyncOutcome, written: list[Certificate], actor) -> None:
+    """Lock order: the owner's publication rows in id order, then the audit chain."""
+    employee = publication.certificate.employee
+    rows = {
+        row.pk: row
+        for row in DirectoryPublication.objects.select_for_update(of=("self",))
+        .select_related("certificate")
+        .filter(certificate__employee=employee)
+        .order_by("pk")
+    }
+    row = rows.pop(publication.pk)
+    # A certificate issued, revoked or expired while we talked to the directory: go again.
+    settled = [c.pk for c in selectors.directory_certificates(employee=employee)] == [c.pk for c in written]
+    final = _state_for(row, written)
     row.attempts += 1
     row.last_error = ""
     row.entry_dn = outcome.entry_dn
-    if operation == "publish" and outcome.superseded_by:
-        final, action = State.SUPERSEDED, AuditAction.DIRECTORY_SUPERSEDED
-    elif operation == "publish":
-        final, action = State.PUBLISHED, AuditAction.DIRECTORY_PUBLISHED
-    else:
-        final, action = State.REMOVED, AuditAction.DIRECTORY_UNPUBLISHED
-    if _operation(row) == operation:
+    if settled:
         row.state = final
         row.next_attempt_at = None
-    elif _operation(row):
-        row.next_attempt_at = timezone.now()  # what is wanted changed meanwhile (revoked): go again
+    else:
+        row.next_attempt_at = timezone.now()
     row.save(update_fields=["attempts", "last_error", "entry_dn", "state", "next_attempt_at", "updated_at"])
-    replaced = _mark_replaced(outcome.replaced, except_pk=row.certificate_id)
     details = {
         "serial": row.certificate.serial,
         "entry_dn": outcome.entry_dn,
         "attempt": row.attempts,
         "changed": outcome.changed,
     }
-    if replaced:
-        details["replaced"] = replaced
-    if outcome.superseded_by:
-        details["superseded_by"] = _serial_of(outcome.superseded_by)
-    audit_record(action=action, actor=actor, obj=row.certificate, details=details)
+    removed = [serial for serial in _serials(outcome.removed) if serial != row.certificate.serial]
+    if removed:
+        details["replaced"] = removed
+    if outcome.cleaned:
+        details["removed_from"] = outcome.cleaned
+    if final == State.SUPERSEDED and written:
+        details["superseded_by"] = written[0].serial
+    published = [c.serial for c in written if c.pk != row.certificate_id]
+    if final != State.PUBLISHED and published:
+        details["published"] = published
+    audit_record(action=_STATE_ACTIONS[final], actor=actor, obj=row.certificate, details=details)
+    if settled:
+        _settle_others(rows.values(), written=written, outcome=outcome, cause=row.certificate, actor=actor)
     publication.refresh_from_db()
+
+
+def _settle_others(rows, *, written: list[Certificate], outcome: publisher.SyncOutcome, cause: Certificate, actor) -> None:
+    """The owner's other rows after a sync: the entry holds `written` now.
+
+    Rows with work of their own left (due) keep it: their attempt finds nothing to do and
+    records it. Settled rows whose state the sync changed are updated and audited, such as
+    an older certificate published again after the newer one was revoked; and a wanted
+    certificate without a row (issued before the directory was configured) gets one.
+    """
+    now = timezone.now()
+    seen = {cause.pk}
+    for row in rows:
+        seen.add(row.certificate_id)
+        if row.state in DUE_STATES:
+            continue
+        target = _state_for(row, written)
+        if row.state == target and row.entry_dn == outcome.entry_dn:
+            continue
+        changed_state = row.state != target
+        row.state, row.entry_dn, row.next_attempt_at = target, outcome.entry_dn, None
+        row.save(update_fields=["state", "entry_dn", "next_attempt_at", "updated_at"])
+        if changed_state:
+            _audit_settled(row, outcome=outcome, written=written, cause=cause, actor=actor)
+    for certificate in written:
+        if certificate.pk not in seen:
+            row = DirectoryPublication(
+                certificate=certificate, state=State.PUBLISHED, entry_dn=outcome.entry_dn, last_attempt_at=now
+            )
+            row.full_clean()
+            row.save()
+            _audit_settled(row, outcome=outcome, written=written, cause=cause, actor=actor)
+
+
+def _audit_settled(row: DirectoryPublication, *, outcome, written, cause: Certificate, actor) -> None:
+    details = {"serial": row.certificate.serial, "entry_dn": outcome.entry_dn, "synced_for": cause.serial}
+    if row.state == State.PUBLISHED:
+        details["republished"] = True
+    elif row.state == State.SUPERSEDED and written:
+        details["superseded_by"] = written[0].serial
+    audit_record(action=_STATE_ACTIONS[row.state], actor=actor, obj=row.certificate, details=details)
 
 
 def _locked(publication: DirectoryPublication) -> DirectoryPublication:
@@ -261,21 +374,6 @@ def _locked(publication: DirectoryPublication) -> DirectoryPublication:
         .select_related("certificate")
         .get(pk=publication.pk)
     )
-
-
-def _serial_of(fingerprint: str) -> str:
-    return Certificate.objects.filter(fingerprint_sha256=fingerprint).values_list("serial", flat=True).first() or fingerprint
-
-
-def _mark_replaced(fingerprints: Iterable[str], *, except_pk: int) -> list[str]:
-    """The portal's older certificates a publication took off the entry: superseded."""
-    serials = []
-    for certificate in Certificate.objects.filter(fingerprint_sha256__in=list(fingerprints)).exclude(pk=except_pk):
-        serials.append(certificate.serial)
-        DirectoryPublication.objects.filter(certificate=certificate).exclude(state__in=REMOVE_STATES).update(
-            state=State.SUPERSEDED, next_attempt_at=None, updated_at=timezone.now()
-        )
-    return sorted(serials)
 
 
 @transaction.atomic

@@ -12,16 +12,18 @@ from cryptography.x509.oid import NameOID
 from .keys import PrivateKey
 
 PKCS12_FORMATS: dict[str, str] = {
-    "modern": "Modern (AES-256, SHA-256)",
-    "compatible": "Compatible (3DES, SHA-1) for older Apple, Android and Windows",
+    "compatible": "Compatible (3DES, SHA-1 MAC): imports everywhere, needed by Apple devices, "
+    "KMail/Kleopatra (gpgsm), Android and older Windows",
+    "modern": "Modern (AES-256, SHA-256 MAC): Windows 10/11, Thunderbird, Evolution, OpenSSL",
 }
 
 MIN_PASSPHRASE_LENGTH = 12
 
 _ALGORITHMS = {
     "modern": (pkcs12.PBES.PBESv2SHA256AndAES256CBC, hashes.SHA256()),
-    # Older macOS/iOS/Android/Windows Server 2016 only read this one (they report a
-    # "wrong password" for PBES2).
+    # Apple's importers on many releases, gpgsm 2.2 (KMail/Kleopatra), older Android and
+    # Windows Server 2016 only read this one (they report a "wrong password" or an
+    # `encryptedData error at "pkcs5PBES2-params"` for PBES2): pkcs12_clients.py.
     "compatible": (pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC, hashes.SHA1()),
 }
 

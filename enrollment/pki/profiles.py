@@ -16,6 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from iso3166 import countries_by_alpha2  # a pkilint dependency; the same list pkilint checks
 
 from .keys import PublicKey
+from .names import name_problem
 
 # RFC 4514 strings name these attributes by OID only; people read names (the openssl spelling).
 _READABLE_ATTRIBUTE_NAMES = {
@@ -44,6 +45,13 @@ POLICY_OIDS: dict[str, x509.ObjectIdentifier] = {
 }
 
 KEY_USAGES = ("dual", "signing", "encryption")
+
+# Key separation issues two certificates to one person. NSS keeps one nickname per subject (the
+# second import of the same subject takes the first one's nickname, whatever the PKCS#12 friendly
+# name), so the two must differ in the subject: subject:serialNumber, which SBR 7.1.4.2.2 (i)
+# allows in every sponsor- and mailbox-validated profile "to identify and/or to disambiguate the
+# Subscriber". A dual-use certificate has none.
+SPLIT_PAIR_SERIAL_NUMBERS: dict[str, str] = {"signing": "signing", "encryption": "encryption"}
 
 MAX_VALIDITY_DAYS = 825  # SBR 6.3.2 for strict and multipurpose
 
@@ -86,14 +94,20 @@ class IssuerInfo:
 def validate_mailbox(mailbox: str) -> str:
     """Return the mailbox with a lower-case domain, or raise ValueError.
 
-    Deliberately narrower than RFC 5321: ASCII dot-atom local part, DNS host name domain.
-    (SmtpUTF8Mailbox otherNames are not issued.)
+    Deliberately narrower than RFC 5321: ASCII dot-atom local part, DNS host name domain, an
+    internationalized domain in A-labels (RFC 9549; names.mailbox_clean converts). SmtpUTF8Mailbox
+    otherNames (RFC 8398) are not issued.
     """
     value = mailbox.strip() if isinstance(mailbox, str) else ""
     if not value:
         raise ValueError("the e-mail address is empty")
     if not value.isascii():
-        raise ValueError(f"the e-mail address {value!r} contains non-ASCII characters")
+        if value.rpartition("@")[0].isascii():
+            raise ValueError("the e-mail address has a non-ASCII domain: give it in A-labels (xn--...)")
+        raise ValueError(
+            "the e-mail address has a non-ASCII local part: internationalized mailboxes (SmtpUTF8Mailbox, "
+            "RFC 8398) are not issued"
+        )
     if any(c.isspace() for c in value):
         raise ValueError(f"the e-mail address {value!r} contains white space")
     if value.count("@") != 1:
@@ -120,6 +134,8 @@ def validate_organization(organization: Organization) -> None:
     """Raise ValueError unless the organization fields make a lintable subject."""
     if not organization.name.strip():
         raise ValueError("the organization name is empty")
+    if problem := name_problem(organization.name, what="organization name"):
+        raise ValueError(problem)
     if len(organization.name) > 64:
         raise ValueError("the organization name is longer than 64 characters")
     country = organization.country
@@ -229,15 +245,26 @@ def _check_public_key(public_key: PublicKey) -> None:
         raise ValueError(f"unsupported public key type {type(public_key).__name__}")
 
 
+def _split_pair_attributes(usage: str) -> list[x509.NameAttribute]:
+    """subject:serialNumber telling a split pair's two certificates apart (SPLIT_PAIR_SERIAL_NUMBERS)."""
+    value = SPLIT_PAIR_SERIAL_NUMBERS.get(usage)
+    return [] if value is None else [x509.NameAttribute(NameOID.SERIAL_NUMBER, value)]
+
+
 def _subject(
-    certificate_type: str, subscriber: Subscriber, mailbox: str, organization: Organization
+    certificate_type: str,
+    subscriber: Subscriber,
+    mailbox: str,
+    organization: Organization,
+    usage: str = "dual",
 ) -> x509.Name:
     if certificate_type == "mailbox-strict":
-        # Mailbox-validated: nothing but the mailbox may appear (SBR 7.1.4.2.3 a).
+        # Mailbox-validated: the mailbox and a serialNumber only (SBR 7.1.4.2.3 a).
         return x509.Name(
             [
                 x509.NameAttribute(NameOID.COMMON_NAME, mailbox),
                 x509.NameAttribute(NameOID.EMAIL_ADDRESS, mailbox),
+                *_split_pair_attributes(usage),
             ]
         )
     given_name, surname = subscriber.given_name.strip(), subscriber.surname.strip()
@@ -246,6 +273,9 @@ def _subject(
     validate_organization(organization)
     common_name = f"{given_name} {surname}"
     for label, value in (("given name", given_name), ("surname", surname), ("name", common_name)):
+        # Employee.clean_fields refuses these on the way in; this catches rows from before.
+        if problem := name_problem(value, what=label):
+            raise ValueError(problem)
         if len(value) > 64:
             raise ValueError(f"the {label} {value!r} is longer than 64 characters")
     return x509.Name(
@@ -259,6 +289,7 @@ def _subject(
             x509.NameAttribute(NameOID.SURNAME, surname),
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             x509.NameAttribute(NameOID.EMAIL_ADDRESS, mailbox),
+            *_split_pair_attributes(usage),
         ]
     )
 
@@ -290,7 +321,7 @@ def smime_certificate_builder(
         )
     _check_public_key(public_key)
     mailbox = validate_mailbox(subscriber.mailbox)
-    subject = _subject(certificate_type, subscriber, mailbox, organization)
+    subject = _subject(certificate_type, subscriber, mailbox, organization, usage)
     start, end = validity_window(not_before, validity_days)
     if serial_number is None:
         serial_number = x509.random_serial_number()

@@ -4,6 +4,13 @@ Two kinds share one sealed-key path (AES-GCM under PORTAL_PICKUP_KEK, each blob 
 its row by the associated data): the employee's own copy of a newly issued key
 (PickupCopy, one per certificate) and a recovered key for a recovery's recipient
 (RecoveryPickup). Both expire; the purge job deletes what has.
+
+The employee's copy is never lost to a wrong format: it can be downloaded again, in any
+format, while its window is open. A key that is escrowed (dual-use, encryption) keeps the
+whole window. A signing-only key (key separation) is escrowed nowhere, so the portal's copy
+should not outlive its need: its first download shortens the window to
+SIGNING_KEY_REDOWNLOAD_HOURS (never lengthens it), time enough to try the other format or
+another device, after which the copy is gone for good.
 """
 
 from __future__ import annotations
@@ -21,12 +28,24 @@ from django.views.decorators.debug import sensitive_variables
 from audit.events import AuditAction
 from audit.services import audit_record
 from core.exceptions import ConfigurationError, InvalidState, NotFound, PickupUnavailable
-from enrollment.bundles import certificate_pkcs12, pkcs12_check_format, pkcs12_check_passphrase
+from enrollment import selectors
+from enrollment.bundles import (
+    DOWNLOAD_FORMATS,
+    Download,
+    certificate_download,
+    certificate_pkcs12,
+    pkcs12_check_format,
+    pkcs12_check_passphrase,
+)
+from enrollment.models import Certificate
 from enrollment.pki.keys import private_key_from_der, private_key_to_der
 from enrollment.pki.serials import normalize_serial
 
 from .. import sealing
-from ..models import PickupCopy, RecoveryPickup, RecoveryRequest
+from ..models import EscrowRecord, PickupCopy, RecoveryPickup, RecoveryRequest
+
+# After its first download, a signing-only key stays this long at most (see the module's doc).
+SIGNING_KEY_REDOWNLOAD_HOURS = 72
 
 # --- The sealed-key path --------------------------------------------------------------------------
 
@@ -71,24 +90,86 @@ def pickup_copy_create(*, certificate, private_key) -> PickupCopy:
     )
 
 
-@transaction.atomic
-def pickup_copy_open(*, certificate):
-    """The private key of a certificate whose pickup window is open; counts the download."""
+def pickup_unavailable_message(*, certificate) -> str:
+    """Why a key cannot be downloaded (any more), and what the employee can do: never a recovery that cannot be."""
+    if EscrowRecord.objects.filter(certificate=certificate).exists():
+        return (
+            f"The portal no longer holds a copy of the key of certificate {certificate.serial} for download "
+            "(its download window has closed). The key is escrowed: if you no longer have it, ask for a "
+            "key recovery on the Key recovery page."
+        )
+    kind = "signing-only key (key separation)" if certificate.usage == Certificate.Usage.SIGNING else "key"
+    return (
+        f"The portal no longer holds a copy of the key of certificate {certificate.serial} for download "
+        f"(its download window has closed). It is a {kind} and was never escrowed, so no one can recover it. If you no "
+        "longer have it, revoke this certificate and request a new one."
+    )
+
+
+def _open_pickup(certificate) -> PickupCopy:
     pickup = PickupCopy.objects.select_for_update().filter(certificate=certificate).first()
     if pickup is None or pickup.expires_at <= timezone.now():
-        raise PickupUnavailable(
-            "The key of this certificate is no longer available for download. "
-            "Ask a PKI administrator for a key recovery."
-        )
-    key = _unseal_key(
+        raise PickupUnavailable(pickup_unavailable_message(certificate=certificate))
+    return pickup
+
+
+def _unseal_pickup(pickup: PickupCopy, certificate):
+    return _unseal_key(
         sealed=bytes(pickup.sealed_key),
         associated_data=_issued_associated_data(certificate),
         what="The pickup copy",
     )
+
+
+def _count_download(pickup: PickupCopy) -> None:
     pickup.download_count += 1
     pickup.last_downloaded_at = timezone.now()
-    pickup.save(update_fields=["download_count", "last_downloaded_at"])
+    pickup.save(update_fields=["download_count", "last_downloaded_at", "expires_at"])
+
+
+@transaction.atomic
+def pickup_copy_open(*, certificate):
+    """The private key of a certificate whose pickup window is open; counts the download."""
+    pickup = _open_pickup(certificate)
+    key = _unseal_pickup(pickup, certificate)
+    _count_download(pickup)
     return key
+
+
+@transaction.atomic
+@sensitive_variables("passphrase", "key")
+def pickup_copy_export(
+    *, actor, serial: str, passphrase: str, fmt: str, include_passphrase: bool = False
+) -> tuple[Certificate, Download]:
+    """The owner's key, certificate and chain as a file in one of bundles.DOWNLOAD_FORMATS,
+    as often as the window allows (a signing-only key's window shortens at its first download)."""
+    certificate = selectors.certificate_of_owner(user=actor, serial=serial)
+    pkcs12_check_passphrase(passphrase)
+    pkcs12_check_format(fmt, choices=DOWNLOAD_FORMATS)
+    if certificate.status != Certificate.Status.VALID:
+        raise InvalidState(f"The certificate {certificate.serial} is {certificate.status}.")
+    pickup = _open_pickup(certificate)
+    key = _unseal_pickup(pickup, certificate)
+    download = certificate_download(
+        certificate=certificate, key=key, passphrase=passphrase, fmt=fmt, include_passphrase=include_passphrase
+    )
+    escrowed = EscrowRecord.objects.filter(certificate=certificate).exists()
+    if not escrowed:
+        pickup.expires_at = min(pickup.expires_at, timezone.now() + timedelta(hours=SIGNING_KEY_REDOWNLOAD_HOURS))
+    _count_download(pickup)
+    audit_record(
+        action=AuditAction.CERTIFICATE_PKCS12_DOWNLOADED,
+        actor=actor,
+        obj=certificate,
+        details={
+            "format": fmt,
+            "passphrase_in_profile": bool(include_passphrase and fmt == "mobileconfig"),
+            "download": pickup.download_count,
+            "key_escrowed": escrowed,
+            "pickup_until": pickup.expires_at.isoformat(),
+        },
+    )
+    return certificate, download
 
 
 def pickup_copy_destroy(*, certificate) -> None:

@@ -1,4 +1,4 @@
-"""The publisher's decisions, with a stand-in client: concurrent changes, ordering. No server."""
+"""The publisher's decisions, with a stand-in client: concurrent changes, what is kept. No server."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ class FakeClient:
 
 
 def publish(client, certificate, issuers):
-    return publisher.publish(
-        client, EntryLocator(mail="alice@example.org"), certificate=certificate, chain=[], issuers=issuers
+    return publisher.sync_entry(
+        client, EntryLocator(mail="alice@example.org"), wanted=[publisher.Wanted(certificate)], issuers=issuers
     )
 
 
@@ -81,18 +81,19 @@ def test_an_entry_that_keeps_changing_is_a_readable_failure(ours, pki_material):
         publish(client, ours[0], [pki_material.issuing])
 
 
-def test_older_replaced_newer_kept(ours, pki_material, foreign_certificate):
+def test_the_portals_other_values_go_foreign_ones_stay(ours, pki_material, foreign_certificate):
     older, newer = (c.public_bytes(Encoding.DER) for c in ours)
     foreign = foreign_certificate.public_bytes(Encoding.DER)
 
     client = FakeClient(values=[foreign, older])
     outcome = publish(client, ours[1], [pki_material.issuing])
     assert client.values == [foreign, newer]
-    assert outcome.replaced == [publisher.fingerprint(ours[0])]
+    assert outcome.removed == [publisher.fingerprint(ours[0])]
+    assert outcome.added == [publisher.fingerprint(ours[1])]
 
-    outcome = publish(client, ours[0], [pki_material.issuing])
+    # Which one is wanted is the caller's decision (the database's); the entry follows it.
+    outcome = publish(client, ours[1], [pki_material.issuing])
     assert client.values == [foreign, newer] and not outcome.changed
-    assert outcome.superseded_by == publisher.fingerprint(ours[1])
 
 
 def test_issued_by_checks_the_signature(ours, pki_material, make_foreign_certificate):

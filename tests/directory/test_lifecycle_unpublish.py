@@ -51,15 +51,17 @@ def test_revocation_while_the_directory_is_down_is_removed_later(
     assert DirectoryPublication.objects.get(certificate=certificate).state == "removed"
 
 
-def test_both_certificates_of_a_split_pair_stay_on_the_entry_and_replace_a_dual_use_one(
+def test_a_split_pair_puts_only_its_encryption_certificate_on_the_entry_replacing_a_dual_use_one(
     ldap_settings, directory, issue_certificate, alice, settings
 ):
     dual = issue_certificate(alice)
     assert directory.values(ALICE, BINARY) == [bytes(dual.der)]
     settings.PORTAL_KEY_SEPARATION = True
     encryption = issue_certificate(alice)
-    pair = list(encryption.request.certificates.all())
-    assert {c.usage for c in pair} == {"signing", "encryption"}
-    assert sorted(directory.values(ALICE, BINARY)) == sorted(bytes(c.der) for c in pair)
+    signing = encryption.request.certificates.get(usage="signing")
+    assert encryption.usage == "encryption"
+    # Senders must never encrypt to the signing key: it was not escrowed.
+    assert directory.values(ALICE, BINARY) == [bytes(encryption.der)]
     assert DirectoryPublication.objects.get(certificate=dual).state == "superseded"
-    assert {DirectoryPublication.objects.get(certificate=c).state for c in pair} == {"published"}
+    assert DirectoryPublication.objects.get(certificate=encryption).state == "published"
+    assert not DirectoryPublication.objects.filter(certificate=signing).exists()

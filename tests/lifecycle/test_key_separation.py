@@ -51,16 +51,29 @@ def test_only_the_encryption_key_is_escrowed(pair, pki):
     assert private_key_from_der(key_der).public_key() == pair["encryption"].x509.public_key()
 
 
-def test_signing_key_is_gone_after_its_download(pair, alice):
+def test_a_signing_key_download_shortens_its_window_and_the_key_is_never_escrowed(pair, alice):
+    """README "Downloading the key": a signing key may be fetched again (another format, another
+    device) for SIGNING_KEY_REDOWNLOAD_HOURS after its first download, never longer, then it is gone."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from escrow.services.pickups import SIGNING_KEY_REDOWNLOAD_HOURS
+
     signing = pair["signing"]
     _, bundle = certificate_pkcs12_export(user=alice, serial=signing.serial, passphrase=PASSPHRASE)
     loaded = pkcs12.load_pkcs12(bundle, PASSPHRASE.encode())
     assert loaded.key.public_key() == signing.x509.public_key()
     assert b"S/MIME signing" in loaded.cert.friendly_name
-    assert not PickupCopy.objects.filter(certificate=signing).exists()
+    window = PickupCopy.objects.get(certificate=signing).expires_at
+    assert window <= timezone.now() + timedelta(hours=SIGNING_KEY_REDOWNLOAD_HOURS)
+    _, again = certificate_pkcs12_export(user=alice, serial=signing.serial, passphrase=PASSPHRASE, fmt="compatible")
+    assert pkcs12.load_pkcs12(again, PASSPHRASE.encode()).key.public_key() == signing.x509.public_key()
+    assert PickupCopy.objects.get(certificate=signing).expires_at == window  # a repeat never lengthens it
+    PickupCopy.objects.filter(certificate=signing).update(expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(PickupUnavailable):
         certificate_pkcs12_export(user=alice, serial=signing.serial, passphrase=PASSPHRASE)
-    # Nothing anywhere can give the signing key back: no escrow, no pickup.
+    # Nothing anywhere can give the signing key back: no escrow.
     assert not EscrowRecord.objects.filter(certificate=signing).exists()
     # The encryption key downloads as often as the window allows.
     for _ in range(2):
