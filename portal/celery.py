@@ -9,3 +9,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _issuance_sweep_schedule(sender, **kwargs) -> None:
+    """Beat re-queues issuances whose task was lost (a worker died): approved for long, not issued."""
+    sender.conf.beat_schedule.setdefault(
+        "issuance-sweep", {"task": "enrollment.issuance_sweep", "schedule": 300.0}
+    )

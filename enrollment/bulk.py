@@ -1,0 +1,442 @@
+"""Bulk enrollment from a CSV file: employees and their certificate requests, through the services.
+
+`manage.py enroll_bulk` is the edge; this module does the work in three steps:
+
+1. `bulk_file_read(data, name=...)`: the file as rows. UTF-8 with or without a byte order mark,
+   a header row naming the columns (`COLUMNS`; `,` or `;` or tab between them). A file that is
+   not that (empty, binary, UTF-16, another encoding, broken quoting, no header, missing or
+   unknown columns) raises `BulkFileRefused` with one readable line.
+2. `bulk_plan(rows, ...)`: every row checked without writing anything, with the rules the
+   services apply (the Employee model's name and mailbox checks from pki.names, the mail-domain
+   rule, key and certificate types) plus what only the whole file shows (a username or mailbox on
+   two rows) and what the database holds, asked once per file rather than once per row (which
+   usernames and mailboxes exist, which existing employees have requests). Each row ends up
+   `create` (employee + request), `request` (an existing employee who never had a request),
+   `skip` (already enrolled: a note says why), or bad (its errors: field and reason).
+3. `bulk_apply(plan, actor=..., atomic=...)`: per row `employee_create` then
+   `certificate_request_create` in one transaction (a failing row is rolled back whole and
+   reported, the others proceed), or with `atomic` the file in one transaction (any failure:
+   nothing is written). Every employee and request is audited by its service, as in the admin.
+
+Existing employees are never changed by a bulk file: a changed mailbox or name of a certified
+person is an identity change, which needs a second person (services.identity_changes). A row
+whose username is enrolled under another mailbox, or whose mailbox belongs to another
+employee, is bad; an employee who already had any request (whatever became of it: an approver
+may have rejected it) is skipped, so running the same file twice creates nothing new.
+
+Requests are filed by the actor (a PKI administrator) and wait for an approver: approval
+needs a second person (the approver may be neither the employee nor the submitter), so bulk
+enrollment never approves.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import unicodedata
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import transaction
+
+from core.db import retry_on_conflict
+from core.exceptions import PortalError
+
+from .models import CertificateRequest, Employee
+from .pki.keys import KEY_TYPES
+from .pki.profiles import CERTIFICATE_TYPES
+from .services.employees import employee_create, mail_domain_error, normalized_values
+from .services.requests import certificate_request_create
+
+REQUIRED_COLUMNS = ("username", "mail", "given_name", "surname", "department")
+OPTIONAL_COLUMNS = ("key_type", "certificate_type")
+COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+# Header spellings people export from directories and spreadsheets (after lower-casing and
+# turning spaces and hyphens into underscores).
+_COLUMN_ALIASES = {
+    "user_name": "username",
+    "email": "mail",
+    "e_mail": "mail",
+    "first_name": "given_name",
+    "givenname": "given_name",
+    "last_name": "surname",
+    "family_name": "surname",
+    "sn": "surname",
+    "keytype": "key_type",
+    "cert_type": "certificate_type",
+    "certificatetype": "certificate_type",
+}
+_NAME_FIELDS = ("given_name", "surname", "department")
+_CHUNK = 500  # values per IN (...) query: well below SQLite's and PostgreSQL's parameter limits
+
+
+class BulkFileRefused(ValueError):
+    """The file cannot be read as a bulk-enrollment CSV; the message is one readable line."""
+
+
+@dataclass
+class BulkRow:
+    line: int  # where the row starts in the file (the header is line 1 when it comes first)
+    values: dict[str, str]  # column -> text as in the file
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (field, reason); field "" for the row
+    action: str = ""  # "create", "request", "skip"; "" while bad or unchecked
+    note: str = ""
+    employee_id: int | None = None  # for "request": the existing employee
+
+    def value(self, name: str) -> str:
+        return (self.values.get(name) or "").strip()
+
+    def refuse(self, name: str, reason: str) -> None:
+        self.errors.append((name, reason))
+        self.action = ""
+
+    @property
+    def bad(self) -> bool:
+        return bool(self.errors)
+
+
+@dataclass
+class BulkPlan:
+    rows: list[BulkRow]
+    key_type: str  # defaults for rows that leave the column empty
+    certificate_type: str
+
+    def count(self, action: str) -> int:
+        return sum(1 for row in self.rows if not row.bad and row.action == action)
+
+    @property
+    def bad_rows(self) -> list[BulkRow]:
+        return [row for row in self.rows if row.bad]
+
+
+# --- 1. Reading the file -----------------------------------------------------------------------
+
+
+def _column(text: str) -> str:
+    name = unicodedata.normalize("NFKC", text).strip().lower().replace(" ", "_").replace("-", "_")
+    return _COLUMN_ALIASES.get(name, name)
+
+
+def _delimiter(first_line: str) -> str:
+    """`,` unless the header has none and is separated by `;` (spreadsheets in many locales) or tabs."""
+    if "," in first_line:
+        return ","
+    for candidate in (";", "\t"):
+        if candidate in first_line:
+            return candidate
+    return ","
+
+
+def _decode(data: bytes, name: str) -> str:
+    columns = ",".join(REQUIRED_COLUMNS)
+    if not data.strip():
+        raise BulkFileRefused(f"{name} is empty: expected a header row ({columns}) and a row per employee.")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BulkFileRefused(f'{name} is UTF-16 text, not UTF-8: save it as "CSV UTF-8".')
+    if b"\x00" in data[:65536]:
+        raise BulkFileRefused(f"{name} is not a CSV file (it holds binary data): expected UTF-8 text, {columns}.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise BulkFileRefused(
+            f'{name} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}): save it as "CSV UTF-8".'
+        ) from None
+
+
+def bulk_file_read(data: bytes, *, name: str = "the file") -> list[BulkRow]:
+    """The data rows of a bulk-enrollment CSV (see the module's docstring), or BulkFileRefused."""
+    text = _decode(data, name)
+    if not text.strip():
+        raise BulkFileRefused(f"{name} is empty: expected a header row ({','.join(REQUIRED_COLUMNS)}) and employees.")
+    first_line = text.strip().splitlines()[0]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line), strict=True)
+    header: list[str] | None = None
+    header_line = 0
+    rows: list[BulkRow] = []
+    end = 0
+    try:
+        for record in reader:
+            start, end = end + 1, reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue  # blank lines, before the header or between rows
+            if header is None:
+                header, header_line = [_column(cell) for cell in record], start
+                _header_check(header, header_line, name)
+                continue
+            row = BulkRow(line=start, values=dict(zip(header, record, strict=False)))
+            if len(record) != len(header):
+                row.refuse("", f"has {len(record)} fields; the header (line {header_line}) names {len(header)}.")
+            rows.append(row)
+    except csv.Error as exc:
+        raise BulkFileRefused(f"{name} is not a readable CSV file (line {reader.line_num}: {exc}).") from None
+    if not rows:
+        raise BulkFileRefused(f"{name} has a header but no employees: add a row per employee below it.")
+    return rows
+
+
+def _header_check(header: list[str], line: int, name: str) -> None:
+    expected = ",".join(REQUIRED_COLUMNS) + " (optional: " + ", ".join(OPTIONAL_COLUMNS) + ")"
+    known = [column for column in header if column in COLUMNS]
+    if not known:
+        raise BulkFileRefused(f"{name}: line {line} is not a header row; the first row names the columns: {expected}.")
+    if missing := [column for column in REQUIRED_COLUMNS if column not in header]:
+        raise BulkFileRefused(f"{name}: the header (line {line}) lacks {', '.join(missing)}; the columns: {expected}.")
+    if unknown := [column for column in header if column not in COLUMNS]:
+        shown = ", ".join(repr(column) for column in unknown)
+        raise BulkFileRefused(f"{name}: the header (line {line}) has unknown columns {shown}; the columns: {expected}.")
+    if repeated := sorted({column for column in header if header.count(column) > 1}):
+        raise BulkFileRefused(f"{name}: the header (line {line}) names {', '.join(repeated)} more than once.")
+
+
+# --- 2. Checking every row, and what the database holds -----------------------------------------
+
+
+def _messages(exc: ValidationError) -> list[tuple[str, str]]:
+    if hasattr(exc, "error_dict"):
+        return [
+            ("" if name == NON_FIELD_ERRORS else name, message)
+            for name, messages in exc.message_dict.items()
+            for message in messages
+        ]
+    return [("", message) for message in exc.messages]
+
+
+def _row_check(row: BulkRow, *, key_type: str, certificate_type: str) -> None:
+    """The rules of employee_create and certificate_request_create that need no database."""
+    user_model = get_user_model()
+    username = user_model.normalize_username(row.value("username"))
+    if not username:
+        row.refuse("username", "is empty.")
+    else:
+        account = user_model(username=username)
+        others = [f.name for f in user_model._meta.fields if f.name != user_model.USERNAME_FIELD]
+        try:
+            account.clean_fields(exclude=others)
+        except ValidationError as exc:
+            row.errors.extend(_messages(exc))
+    values = normalized_values({name: row.value(name) for name in ("mail", *_NAME_FIELDS)})
+    candidate = Employee(**values)
+    try:
+        candidate.clean_fields(exclude=["user", "directory_dn"])
+    except ValidationError as exc:
+        row.errors.extend(_messages(exc))
+    mail_ok = not any(name == "mail" for name, _ in row.errors)
+    if mail_ok and (domain_error := mail_domain_error(candidate.mail)):
+        row.refuse("mail", domain_error)
+    row_key_type = row.value("key_type") or key_type
+    row_certificate_type = row.value("certificate_type") or certificate_type
+    if row_key_type not in KEY_TYPES:
+        row.refuse("key_type", f"Unknown key type {row_key_type!r}; choose one of {', '.join(KEY_TYPES)}.")
+    if row_certificate_type not in CERTIFICATE_TYPES:
+        row.refuse(
+            "certificate_type",
+            f"Unknown certificate type {row_certificate_type!r}; choose one of {', '.join(CERTIFICATE_TYPES)}.",
+        )
+    elif row_certificate_type == "sponsor-strict":
+        for name, label in (("given_name", "given name"), ("surname", "surname")):
+            if not getattr(candidate, name) and not any(error[0] == name for error in row.errors):
+                row.refuse(name, f"is empty: a sponsor-validated certificate names the person's {label}.")
+    # What the later steps compare: the forms the services store.
+    row.values = {
+        **row.values,
+        "_username": username,
+        "_mail": candidate.mail.lower(),
+        "_key_type": row_key_type,
+        "_certificate_type": row_certificate_type,
+        **{f"_{name}": getattr(candidate, name) for name in _NAME_FIELDS},
+    }
+
+
+def _duplicates_check(rows: list[BulkRow]) -> None:
+    """A username or mailbox on two rows: a repeated row (same username and mailbox) is refused after
+    its first occurrence; a conflict (one mailbox, two usernames, or the reverse) refuses every row of
+    it, since which one is right is a question for whoever wrote the file."""
+    by_mail: dict[str, list[BulkRow]] = defaultdict(list)
+    by_username: dict[str, list[BulkRow]] = defaultdict(list)
+    for row in rows:
+        if row.values.get("_mail"):
+            by_mail[row.values["_mail"]].append(row)
+        if row.values.get("_username"):
+            by_username[row.values["_username"]].append(row)
+    for other_key, groups, what in (("_username", by_mail, "mail"), ("_mail", by_username, "username")):
+        for value, group in groups.items():
+            if len(group) < 2:
+                continue
+            lines = ", ".join(str(row.line) for row in group)
+            if len({row.values.get(other_key) for row in group}) > 1:
+                other = "usernames" if what == "mail" else "mailboxes"
+                for row in group:
+                    row.refuse(what, f"{value} is on lines {lines} with different {other}: which is right?")
+            else:
+                for row in group[1:]:
+                    row.refuse(what, f"{value} repeats line {group[0].line}.")
+
+
+def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
+    values = sorted(set(values))
+    for index in range(0, len(values), _CHUNK):
+        yield values[index : index + _CHUNK]
+
+
+def _existing_check(rows: list[BulkRow]) -> None:
+    """Decide create / request / skip / bad against the database: three kinds of query per file."""
+    user_model = get_user_model()
+    good = [row for row in rows if not row.bad]
+    accounts = {}
+    for chunk in _chunks(row.values["_username"] for row in good):
+        for account in user_model.objects.filter(**{f"{user_model.USERNAME_FIELD}__in": chunk}).select_related(
+            "employee"
+        ):
+            accounts[account.get_username()] = account
+    mail_owners = {}
+    for chunk in _chunks(row.values["_mail"] for row in good):
+        for mail, owner in Employee.objects.filter(mail__in=chunk).values_list("mail", "user__username"):
+            mail_owners[mail.lower()] = owner
+    employee_ids = [
+        account.employee.pk for account in accounts.values() if getattr(account, "employee", None) is not None
+    ]
+    latest_request = {}
+    for index in range(0, len(employee_ids), _CHUNK):
+        for employee_id, pk, state in (
+            CertificateRequest.objects.filter(employee_id__in=employee_ids[index : index + _CHUNK])
+            .order_by("employee_id", "-pk")
+            .values_list("employee_id", "pk", "state")
+        ):
+            latest_request.setdefault(employee_id, (pk, state))
+    for row in good:
+        username, mail = row.values["_username"], row.values["_mail"]
+        account = accounts.get(username)
+        employee = getattr(account, "employee", None) if account is not None else None
+        if employee is None:
+            if (owner := mail_owners.get(mail)) is not None:
+                row.refuse("mail", f"{mail} is the mailbox of the employee {owner} already.")
+            elif account is not None and not account.is_active:
+                row.refuse("username", f"The account {username} is deactivated (offboarded?): not enrolled again.")
+            else:
+                row.action = "create"
+                row.note = "existing account" if account is not None else ""
+            continue
+        if employee.mail.lower() != mail:
+            row.refuse(
+                "mail",
+                f"{username} is enrolled with {employee.mail}; a new mailbox is an identity change "
+                '("Request identity change" in the admin, confirmed by a second person), not a bulk row.',
+            )
+            continue
+        different = [name for name in _NAME_FIELDS if getattr(employee, name) != row.values[f"_{name}"]]
+        kept = f"; the record is kept ({', '.join(different)} differ from the file)" if different else ""
+        if not account.is_active:
+            row.action, row.note = "skip", f"the account is deactivated (offboarded){kept}"
+        elif employee.pk in latest_request:
+            pk, state = latest_request[employee.pk]
+            row.action, row.note = "skip", f"already enrolled (request #{pk} is {state}){kept}"
+        else:
+            row.action, row.note, row.employee_id = "request", f"existing employee without a request{kept}", employee.pk
+
+
+def bulk_plan(rows: list[BulkRow], *, key_type: str = "rsa-3072", certificate_type: str = "sponsor-strict") -> BulkPlan:
+    """Check every row (nothing is written); see the module's docstring."""
+    for row in rows:
+        if not row.bad:
+            _row_check(row, key_type=key_type, certificate_type=certificate_type)
+    _duplicates_check(rows)
+    _existing_check(rows)
+    return BulkPlan(rows=rows, key_type=key_type, certificate_type=certificate_type)
+
+
+# --- 3. Writing through the services -----------------------------------------------------------
+
+
+@retry_on_conflict
+@transaction.atomic
+def _row_apply(row: BulkRow, *, actor) -> CertificateRequest:
+    if row.action == "create":
+        employee = employee_create(
+            actor=actor,
+            username=row.values["_username"],
+            mail=row.value("mail"),
+            **{name: row.value(name) for name in _NAME_FIELDS},
+        )
+    else:
+        employee = Employee.objects.select_related("user").get(pk=row.employee_id)
+    return certificate_request_create(
+        employee=employee,
+        submitted_by=actor,
+        key_type=row.values["_key_type"],
+        certificate_type=row.values["_certificate_type"],
+    )
+
+
+class _RollBack(Exception):
+    pass
+
+
+def bulk_apply(plan: BulkPlan, *, actor, atomic: bool = False, progress: Callable[[], None] = lambda: None) -> int:
+    """Write the plan's good rows; returns how many were written (0 with `atomic` and any failure).
+
+    A row the services refuse gets their errors and is rolled back whole (employee and request);
+    with `atomic`, every row is still tried (so that all failures are reported) and then the
+    whole file is rolled back if any failed.
+    """
+    todo = [row for row in plan.rows if not row.bad and row.action in ("create", "request")]
+    written = 0
+
+    def apply_all() -> None:
+        nonlocal written
+        for row in todo:
+            try:
+                _row_apply(row, actor=actor)
+                written += 1
+            except ValidationError as exc:
+                row.errors.extend(_messages(exc))
+            except PortalError as exc:
+                row.errors.append(("", exc.message))
+            progress()
+
+    if not atomic:
+        apply_all()
+        return written
+    try:
+        with transaction.atomic():
+            apply_all()
+            if any(row.bad for row in todo):
+                raise _RollBack
+    except _RollBack:
+        written = 0
+    return written
+
+
+# --- The report --------------------------------------------------------------------------------
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (CSV
+# injection, OWASP): such a cell gets a leading apostrophe, which spreadsheets show as text.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def spreadsheet_safe(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
+
+
+REPORT_COLUMNS = ("line", "username", "mail", "field", "reason")
+
+
+def bulk_report_write(plan: BulkPlan, path: Path) -> int:
+    """A CSV of every failure (one line per field and reason); mode 0600, it names people. Returns the lines."""
+    lines = [
+        (str(row.line), row.values.get("username") or "", row.values.get("mail") or "", name or "row", reason)
+        for row in plan.bad_rows
+        for name, reason in row.errors
+    ]
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # UTF-8 with a byte order mark: spreadsheets then read the names right.
+    with open(descriptor, "w", encoding="utf-8-sig", newline="") as report:
+        writer = csv.writer(report, quoting=csv.QUOTE_ALL)
+        writer.writerow(REPORT_COLUMNS)
+        writer.writerows([spreadsheet_safe(cell) for cell in line] for line in lines)
+    return len(lines)
