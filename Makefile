@@ -62,8 +62,21 @@ run: setup
 	@echo "Portal: http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
+# As production serves (gunicorn, portal/gunicorn_conf.py; DEBUG off, static files collected), on
+# this machine's SQLite and generated development secrets: README, "Production topology".
+.PHONY: serve
+serve: export PORTAL_DEBUG ?= false
+serve: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
+	@echo "Portal (gunicorn): http://127.0.0.1:$(PORT)/"
+	PORTAL_WEB_BIND=127.0.0.1:$(PORT) $(VENV)/bin/gunicorn --config portal/gunicorn_conf.py
+
+# The suite runs on every core (pytest-xdist; each worker has its own test database, slapd, SoftHSM
+# token, Redis database and temporary directory). PYTEST_XDIST= runs it in one process (pdb, -s).
+PYTEST_XDIST ?= -n auto --maxprocesses=8 --dist worksteal
 test: setup-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 # Static checks (CI runs them before the tests): ruff, and the dependency rules between the
 # apps and layers (.importlinter).
@@ -73,7 +86,7 @@ lint: $(VENV)/.dev
 
 # The same suite on PostgreSQL (DATABASE_URL defaults to the local server).
 test-postgres: setup-dev
-	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal} $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal} $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 # Benchmarks (figures and ratios; not part of the test run). BENCH_ARGS="--count 20000" for a quick one.
 .PHONY: bench

@@ -3,16 +3,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from core.admin_tools import ReadOnlyAdmin, action_confirmation
 from core.exceptions import ConfigurationError, PortalError, error_message
 from enrollment.revocation.services import certificate_revoke
+from enrollment.services.issuance import issuance_in_background
 from enrollment.services.requests import certificate_request_approve, certificate_request_reject
 
 from .directory.drain import DirectoryNotConfigured, publications_retry
 from .models import Certificate, CertificateAuthority, CertificateRequest, DirectoryPublication
 from .pki.crl import REVOCATION_REASON_NAMES
+from .pki.names import name_review
 from .pki.serials import compact_hex, normalize_serial
 
 
@@ -36,14 +38,29 @@ class CertificateRequestAdmin(ReadOnlyAdmin):
     list_select_related = ["employee", "decided_by"]
     actions = ["approve_selected", "reject_selected"]
     readonly_fields = [
-        "employee", "submitted_by", "key_type", "certificate_type", "state", "created_at", "decided_by",
-        "decided_at", "reason", "certificate_link",
+        "employee", "names_as_issued", "submitted_by", "key_type", "certificate_type", "state", "created_at",
+        "decided_by", "decided_at", "reason", "certificate_link",
     ]
     date_hierarchy = "created_at"
 
     @admin.display(description="reason")
     def reason_short(self, obj):
         return (obj.reason[:80] + "…") if len(obj.reason) > 80 else obj.reason
+
+    @admin.display(description="names as the certificate carries them")
+    def names_as_issued(self, obj):
+        """Every non-ASCII character as <U+XXXX>, and the UTS #39 warnings (mixed scripts, look-alikes)."""
+        employee = obj.employee
+        review = name_review(
+            given_name=employee.given_name, surname=employee.surname, mailbox=employee.mail,
+            department=employee.department,
+        )
+        labels = {"given_name": "given name", "surname": "surname", "mailbox": "mailbox", "department": "department"}
+        rows = format_html_join(
+            "", "<li>{}: <code>{}</code></li>", ((labels[name], value) for name, value in review.escaped.items())
+        )
+        warnings = format_html_join("", '<p class="errornote">Check: {}</p>', ((warning,) for warning in review.warnings))
+        return format_html('{}<ul class="name-review">{}</ul>', warnings, rows)
 
     @admin.display(description="certificate")
     def certificate_link(self, obj):
@@ -57,6 +74,8 @@ class CertificateRequestAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Approve selected requests (issues the certificates)", permissions=["approve"])
     def approve_selected(self, request, queryset):
+        if issuance_in_background():
+            return self._approve_in_background(request, queryset)
         for pk in queryset.order_by("pk").values_list("pk", flat=True):
             try:
                 result = certificate_request_approve(request_id=pk, approver=request.user)
@@ -69,6 +88,22 @@ class CertificateRequestAdmin(ReadOnlyAdmin):
                 )
             else:
                 self.message_user(request, f"Request #{pk} approved but issuance failed: {result.reason}", messages.ERROR)
+
+    def _approve_in_background(self, request, queryset):
+        """With a broker each approval only records the decision; workers issue. One line for all, one for refusals."""
+        approved, refused = 0, []
+        for pk in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                certificate_request_approve(request_id=pk, approver=request.user)
+            except (PortalError, ValidationError) as exc:
+                refused.append(f"#{pk}: {error_message(exc, separator='; ')}")
+            else:
+                approved += 1
+        if approved:
+            noun = "request" if approved == 1 else "requests"
+            self.message_user(request, f"{approved} {noun} approved; issuing in the background.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"{len(refused)} not approved: " + " | ".join(refused), messages.ERROR)
 
     @admin.action(description="Reject selected requests…", permissions=["approve"])
     def reject_selected(self, request, queryset):

@@ -5,12 +5,15 @@ Models hold data and small derived properties; the workflow lives in services/.
 
 from __future__ import annotations
 
+import unicodedata
 from functools import cached_property
 
 from cryptography import x509
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
+from .pki import names
 from .pki.keys import KEY_TYPES
 from .pki.profiles import CERTIFICATE_TYPES
 
@@ -99,8 +102,44 @@ class Employee(models.Model):
     class Meta:
         ordering = ["surname", "given_name"]
 
+    # The names certificates carry (or approvers read next to them), checked by pki.names.
+    NAME_FIELDS = {"given_name": "given name", "surname": "surname", "department": "department"}
+
     def __str__(self) -> str:
         return f"{self.display_name} <{self.mail}>"
+
+    def clean_fields(self, exclude=None):
+        """pki.names first, for every way in (admin, API, directory, bootstrap: they all full_clean):
+        names NFC-normalized, controls, bidi overrides, zero-width and other invisible characters
+        refused with the code point named; the mailbox's domain in A-labels, its local part ASCII."""
+        exclude = set(exclude or ())
+        errors = {}
+        for field, what in self.NAME_FIELDS.items():
+            value = getattr(self, field)
+            if field not in exclude and isinstance(value, str):
+                try:
+                    setattr(self, field, names.name_clean(value, what=what))
+                except names.NameRefused as exc:
+                    errors[field] = [str(exc)]
+        if "mail" not in exclude and isinstance(self.mail, str):
+            try:
+                self.mail = names.mailbox_clean(self.mail)
+            except names.NameRefused as exc:
+                errors["mail"] = [str(exc)]
+        try:
+            super().clean_fields(exclude=exclude | set(errors))
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def save(self, *args, **kwargs):
+        # One encoding per name, even for code that saves without full_clean().
+        for field in self.NAME_FIELDS:
+            value = getattr(self, field)
+            if isinstance(value, str):
+                setattr(self, field, unicodedata.normalize("NFC", value))
+        super().save(*args, **kwargs)
 
     @property
     def display_name(self) -> str:
@@ -141,6 +180,21 @@ class CertificateRequest(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [("approve_certificaterequest", "Can approve or reject certificate requests")]
+        # The "only one" rules, in the database too (core/db.py: the lock order; 409 on a violation).
+        constraints = [
+            models.UniqueConstraint(
+                fields=["employee", "certificate_type"],
+                condition=models.Q(state="pending"),
+                name="one_pending_request_per_employee_and_type",
+                violation_error_message="There is a pending request for this employee and certificate type already.",
+            ),
+            models.UniqueConstraint(
+                fields=["renewal_of"],
+                condition=models.Q(renewal_of__isnull=False) & ~models.Q(state__in=["rejected", "failed"]),
+                name="one_renewal_per_certificate",
+                violation_error_message="This certificate has been renewed already.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Request #{self.pk} for {self.employee.mail}"
@@ -282,6 +336,58 @@ class RoleGrantRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} for {self.user}, requested by {self.requested_by}"
+
+
+class IdentityChangeRequest(models.Model):
+    """A change of mailbox, names or directory DN that valid certificates bind; a second person decides.
+
+    Asked for by a PKI administrator, or by the directory log-in (`requested_by` empty, `source`
+    says so); confirmed or rejected by another PKI administrator or an approver, never the
+    requester nor the employee (services.identity_changes). `changes` is {field: {"old", "new"}}.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "waiting for a second person"
+        CONFIRMED = "confirmed", "confirmed and applied"
+        REJECTED = "rejected", "rejected"
+        WITHDRAWN = "withdrawn", "withdrawn by the requester"
+        EXPIRED = "expired", "expired undecided"
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="identity_change_requests")
+    changes = models.JSONField()
+    reason = models.TextField()
+    source = models.CharField(max_length=32, default="admin")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="identity_change_requests_made",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="identity_change_requests_decided",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    revoked_serials = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["employee"], condition=models.Q(state="pending"), name="one_open_identity_change_per_employee"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Identity change #{self.pk} of {self.employee.mail} ({', '.join(sorted(self.changes))})"
 
 
 class DirectoryPublication(models.Model):

@@ -26,3 +26,12 @@ post_expire_certificate = Signal()
 
 sender: the Certificate class. Arguments: `certificate`.
 """
+
+employee_directory_dn_changed = Signal()
+"""Sent when an employee's directory entry (Employee.directory_dn) changed: by a confirmed identity
+change (services.identity_changes), an administrator's change (services.employees.employee_update)
+or a directory log-in (directory.user_sync). The directory moves the person's certificates to the
+new entry and removes them from the old one.
+
+sender: the Employee class. Arguments: `employee` (the saved row, with its new DN).
+"""

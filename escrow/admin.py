@@ -9,7 +9,7 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 
-from core.admin_tools import ReadOnlyAdmin, action_confirmation
+from core.admin_tools import FilterLookupsOnlyAdmin, ReadOnlyAdmin, action_confirmation
 from core.exceptions import PortalError, error_message
 from escrow.services.agents import key_recovery_agent_deactivate
 from escrow.services.recovery import (
@@ -25,7 +25,7 @@ from .models import EscrowRecord, KeyRecoveryAgent, RecoveryDecision, RecoveryRe
 
 
 @admin.register(KeyRecoveryAgent)
-class KeyRecoveryAgentAdmin(admin.ModelAdmin):
+class KeyRecoveryAgentAdmin(FilterLookupsOnlyAdmin):
     list_display = ["name", "user", "is_active", "fingerprint_sha256", "created_at"]
     list_filter = ["is_active"]
     fields = ["name", "user", "is_active", "fingerprint_sha256", "subject", "not_after", "created_at"]

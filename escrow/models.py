@@ -137,6 +137,22 @@ class RecoveryRequest(models.Model):
             ("approve_recoveryrequest", "Can approve or reject key recovery requests"),
             ("complete_recoveryrequest", "Can complete approved key recovery requests (key recovery agent)"),
         ]
+        # One open recovery per keys and recipient (services.recovery; core/db.py: 409 on a violation). Two
+        # indexes, because a unique index counts empty certificates (all of the employee's keys) as distinct.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["employee", "certificate", "recipient"],
+                condition=models.Q(certificate__isnull=False, status__in=["pending", "approved"]),
+                name="one_open_recovery_per_certificate",
+                violation_error_message="A recovery request for this key and this recipient is open already.",
+            ),
+            models.UniqueConstraint(
+                fields=["employee", "recipient"],
+                condition=models.Q(certificate__isnull=True, status__in=["pending", "approved"]),
+                name="one_open_recovery_of_all_keys",
+                violation_error_message="A recovery request for these keys and this recipient is open already.",
+            ),
+        ]
 
     def __str__(self) -> str:
         what = f"certificate {self.certificate.serial}" if self.certificate_id else "all escrowed keys"

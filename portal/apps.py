@@ -9,8 +9,9 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401, I001 - importing it registers the system checks
-        from . import lockout, receivers, sessions
+        from . import data_files, lockout, receivers, sessions
 
+        data_files.connect()  # the SQLite database file 0600 (portal/data_files.py)
         receivers.connect()
         sessions.connect()
         lockout.connect()

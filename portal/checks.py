@@ -15,9 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register, run_checks
+from django.core.checks import CheckMessage, Error, Tags, register, run_checks
 from django.core.checks import Warning as CheckWarning
 
+from audit.keys import keyring_problems
 from enrollment.pki.profiles import (
     MAX_VALIDITY_DAYS,
     Organization,
@@ -25,6 +26,12 @@ from enrollment.pki.profiles import (
 )
 
 SETTINGS_TAG = "portal_settings"
+# Demo values that work in development but spoil what the portal issues (portal.W001): shown by
+# `manage.py check`, `migrate` and `runserver` (so by `make run`); production refuses them (portal.E102).
+PLACEHOLDER_TAG = "portal_placeholders"
+# Refusals of a production configuration (DEBUG, cookies, weak secrets, placeholder URLs): run by
+# `check --deploy`, and by a WSGI server in production (settings_problems); silent in development.
+PRODUCTION_TAG = "portal_production"
 
 OCSP_SIGNERS = ("delegated", "ca")
 # SBR 4.9.10: an OCSP response's nextUpdate is 8 hours to 10 days after its thisUpdate.
@@ -32,6 +39,17 @@ OCSP_VALIDITY_HOURS_MIN, OCSP_VALIDITY_HOURS_MAX = 8, 240
 OCSP_RESPONDER_VALIDITY_DAYS_MAX = 365
 LDAP_PRESETS = ("openldap", "activedirectory")
 LOCKOUT_COOLOFF_MINUTES_MAX = 7 * 24 * 60
+DB_CONN_MAX_AGE_MAX = 3600
+# Secrets production refuses when they are evidently not 32 random bytes (portal.E112): the
+# environment variable, and the setting it goes to. The audit chain key has its own check (portal.E030).
+STRONG_SECRETS = (
+    ("PORTAL_SECRET_KEY", "SECRET_KEY"),
+    ("PORTAL_CA_PASSPHRASE", "PORTAL_CA_PASSPHRASE"),
+    ("PORTAL_PICKUP_KEK", "PORTAL_PICKUP_KEK"),
+    ("PORTAL_AUDIT_ANCHOR_KEY", "PORTAL_AUDIT_ANCHOR_KEY"),
+)
+SECRET_MIN_CHARACTERS = 43  # 32 bytes in base64url
+SECRET_MIN_DISTINCT_CHARACTERS = 10
 # What DRF's throttles parse ("N/" and a period they read by its first letter), or "off".
 API_THROTTLE_RATE = re.compile(r"^(?:[1-9][0-9]*/(?:second|minute|hour|day)|off)$", re.IGNORECASE)
 
@@ -79,16 +97,21 @@ def _is_loopback_host(host: str) -> bool:
 # --- Values of settings: `manage.py check` (and `migrate`, `runserver`) -------------------
 
 
+# The longest validity that lints clean: pkilint warns at exactly the SBR maximum
+# (certificate_validity_period_at_maximum), and the pre-issuance gate refuses WARNINGs.
+CERTIFICATE_VALIDITY_DAYS_MAX = MAX_VALIDITY_DAYS - 1
+
+
 @register(SETTINGS_TAG)
 def check_certificate_validity_days(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
     days = _setting("PORTAL_CERTIFICATE_VALIDITY_DAYS")
-    if _is_whole_number(days) and 1 <= days <= MAX_VALIDITY_DAYS:
+    if _is_whole_number(days) and 1 <= days <= CERTIFICATE_VALIDITY_DAYS_MAX:
         return []
     return [
         Error(
-            f"PORTAL_CERTIFICATE_VALIDITY_DAYS must be 1 to {MAX_VALIDITY_DAYS}, not {days!r}.",
-            hint=f"The S/MIME Baseline Requirements (6.3.2) allow at most {MAX_VALIDITY_DAYS} days; "
-            "the default is 365.",
+            f"PORTAL_CERTIFICATE_VALIDITY_DAYS must be 1 to {CERTIFICATE_VALIDITY_DAYS_MAX}, not {days!r}.",
+            hint=f"The S/MIME Baseline Requirements (6.3.2) allow at most {MAX_VALIDITY_DAYS} days, and pkilint "
+            f"warns at exactly {MAX_VALIDITY_DAYS} (the pre-issuance lint refuses warnings); the default is 365.",
             id="portal.E001",
         )
     ]
@@ -257,6 +280,92 @@ def check_api_throttle_rates(app_configs: Iterable[Any] | None = None, **kwargs:
     return problems
 
 
+@register(SETTINGS_TAG)
+def check_audit_chain_keys(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    # Production requires the key (settings.py fails without it); here: long enough, and the ids well-formed.
+    problems = keyring_problems(
+        current_id=_setting("PORTAL_AUDIT_CHAIN_KEY_ID"),
+        current_key=_setting("PORTAL_AUDIT_CHAIN_KEY"),
+        retired=_setting("PORTAL_AUDIT_CHAIN_RETIRED_KEYS"),
+    )
+    return [
+        Error(
+            f"{problem}.",
+            hint="The audit chain's HMAC keys (audit/keys.py): at least 32 random bytes each, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`, kept outside the database.",
+            id="portal.E030",
+        )
+        for problem in problems
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_audit_checkpoint_seconds(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    seconds = _setting("PORTAL_AUDIT_CHECKPOINT_SECONDS")
+    if _is_whole_number(seconds) and 10 <= seconds <= 3600:
+        return []
+    return [
+        Error(
+            f"PORTAL_AUDIT_CHECKPOINT_SECONDS must be between 10 and 3600, not {seconds!r}.",
+            hint="How often the audit chain's head is anchored outside the database; the default is 300.",
+            id="portal.E031",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_trusted_proxies(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    bad = []
+    for entry in _setting("PORTAL_TRUSTED_PROXIES"):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            bad.append(entry)
+    if not bad:
+        return []
+    return [
+        Error(
+            f"PORTAL_TRUSTED_PROXIES must be IP addresses or networks, not {bad!r}.",
+            hint="The reverse proxies in front of the portal, e.g. '127.0.0.1' or '10.0.8.0/24': only their "
+            "X-Forwarded-For and X-Forwarded-Proto are believed. Empty (the default): no proxy.",
+            id="portal.E115",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_database_connection_age(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    age = _setting("PORTAL_DB_CONN_MAX_AGE")
+    if _is_whole_number(age) and 0 <= age <= DB_CONN_MAX_AGE_MAX:
+        return []
+    return [
+        Error(
+            f"PORTAL_DB_CONN_MAX_AGE must be 0 to {DB_CONN_MAX_AGE_MAX} seconds, not {age!r}.",
+            hint="0 (the default) closes each request's database connection, right for `runserver`; "
+            "about 60 suits gunicorn's sync or gthread workers (at most workers x threads connections).",
+            id="portal.E116",
+        )
+    ]
+
+
+@register(PLACEHOLDER_TAG)
+def check_base_url_placeholder_in_development(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    base_url = _setting("PORTAL_BASE_URL")
+    if _setting("ENVIRONMENT") == "production" or not _is_reserved_example_host(_host(base_url)):
+        return []  # production refuses it outright (portal.E102)
+    return [
+        CheckWarning(
+            f"PORTAL_BASE_URL is {base_url!r}, a placeholder: every certificate issued now names it for its CRL "
+            "and CA certificate, forever.",
+            hint="No client that checks revocation (Exchange Online, Gmail, Outlook) can ever verify such a "
+            "certificate: fine for a demo, never for a pilot with real mailboxes. Set PORTAL_BASE_URL to the "
+            "http:// URL of a public DNS name that serves this portal's /pki/ before issuing certificates "
+            "anyone will use.",
+            id="portal.W001",
+        )
+    ]
+
+
 # --- A production deployment: `manage.py check --deploy` ----------------------------------
 
 
@@ -370,6 +479,100 @@ def check_mail_is_delivered(app_configs: Iterable[Any] | None = None, **kwargs: 
     ]
 
 
+# --- Production guardrails: refused in production (`check --deploy`, and a WSGI server) ----
+
+
+def _production() -> bool:
+    return _setting("ENVIRONMENT") == "production"
+
+
+def secret_strength_problem(value: str) -> str | None:
+    """Why `value` is not (evidently) at least 32 random bytes; None when it may be.
+
+    Randomness cannot be measured from one value; length and variety can: 43 characters are 32
+    bytes in base64url (secrets.token_urlsafe(32)), 64 in hex; a value with few distinct characters
+    is a word or a pattern, not a random string.
+    """
+    if len(value) < SECRET_MIN_CHARACTERS:
+        return f"{len(value)} character{'' if len(value) == 1 else 's'} long, fewer than {SECRET_MIN_CHARACTERS}"
+    if len(set(value)) < SECRET_MIN_DISTINCT_CHARACTERS:
+        return f"made of only {len(set(value))} distinct characters"
+    return None
+
+
+@register(PRODUCTION_TAG, Tags.security, deploy=True)
+def check_production_debug(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    if not _production() or not _setting("DEBUG"):
+        return []
+    return [
+        Error(
+            "PORTAL_DEBUG is on in production.",
+            hint="DEBUG shows tracebacks with settings and request data to anyone who makes the portal fail, "
+            "and keeps every SQL query in memory: unset PORTAL_DEBUG (production's default is off).",
+            id="portal.E110",
+        )
+    ]
+
+
+@register(PRODUCTION_TAG, Tags.security, deploy=True)
+def check_production_cookies(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    insecure = [
+        name
+        for name in ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY")
+        if not _setting(name)
+    ]
+    if not _production() or not insecure:
+        return []
+    return [
+        Error(
+            f"Cookies are not secure in production: {', '.join(insecure)} off.",
+            hint="The session cookie would travel over plain http (or be readable by scripts): unset "
+            "PORTAL_SECURE_COOKIES (production's default is on) and serve the portal over https.",
+            id="portal.E111",
+        )
+    ]
+
+
+@register(PRODUCTION_TAG, Tags.security, deploy=True)
+def check_production_secrets(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    if not _production():
+        return []
+    problems = []
+    for name, setting in STRONG_SECRETS:
+        value = _setting(setting)
+        problem = secret_strength_problem(value) if isinstance(value, str) else "not a string"
+        if problem is None:
+            continue
+        problems.append(
+            Error(
+                f"{name} is {problem}: not a secret of at least 32 random bytes.",
+                hint=f"Generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'` and set "
+                f"{name} (or {name}_FILE, a file holding it).",
+                id="portal.E112",
+            )
+        )
+    return problems
+
+
+@register(PRODUCTION_TAG, deploy=True)
+def check_production_site_url(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> Messages:
+    site_url = _setting("PORTAL_SITE_URL")
+    if not _production() or not _is_reserved_example_host(_host(site_url)):
+        return []
+    return [
+        Error(
+            f"PORTAL_SITE_URL is {site_url!r}, a reserved example name.",
+            hint="Links in the mail to employees lead there: set the https:// URL at which employees reach "
+            "the portal.",
+            id="portal.E113",
+        )
+    ]
+
+
 def settings_problems() -> list[CheckMessage]:
-    """The serious findings of the checks above, for a server started without manage.py."""
-    return [message for message in run_checks(tags=[SETTINGS_TAG]) if message.is_serious()]
+    """The serious findings of the checks above, for a server started without manage.py.
+
+    In production that includes the deploy checks: a WSGI server refuses what `check --deploy` does.
+    """
+    messages = run_checks(tags=[SETTINGS_TAG, PRODUCTION_TAG], include_deployment_checks=_production())
+    return [message for message in messages if message.is_serious()]

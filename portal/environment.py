@@ -1,6 +1,6 @@
 """How the settings read the environment: django-environ pinned to this portal's rules, and secrets.
 
-portal/settings.py uses these; they are here so that the settings module holds only settings.
+portal/settings/ uses these; they are here so that the settings modules hold only settings.
 """
 
 from __future__ import annotations
@@ -56,6 +56,21 @@ class PortalEnv(environ.Env):
         return super().parse_value(value, cast)
 
 
+def private_directory(path: Path) -> Path:
+    """`path` and the parents it needs, each created 0700 (mkdir's `mode` covers only the last one).
+
+    Directories that exist already keep their mode: the operator chose it.
+    """
+    missing, parent = [], path
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)  # the umask may have removed bits but never adds; be explicit
+    return path
+
+
 def secret_reader(env: PortalEnv, *, development: bool, data_dir: Path) -> Callable[..., str]:
     """The settings' `secret(name, generated=True)`, bound to the environment it runs in."""
 
@@ -81,7 +96,7 @@ def secret_reader(env: PortalEnv, *, development: bool, data_dir: Path) -> Calla
         # Development only: a generated secret kept beside the data, readable by us alone.
         path = data_dir / "dev-secrets" / name.lower()
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_directory(path.parent)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))

@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
+from core.db import retry_on_conflict
 from core.exceptions import NotAllowed, NotFound
 
 from .models import ApiToken
@@ -53,6 +55,7 @@ class CreatedToken:
 # --- Services -------------------------------------------------------------------------------
 
 
+@retry_on_conflict
 @transaction.atomic
 def api_token_create(
     *,
@@ -83,6 +86,9 @@ def api_token_create(
         errors["expires_in_days"] = f"A token lives between 1 and {MAX_TOKEN_LIFETIME_DAYS} days."
     if errors:
         raise ValidationError(errors)
+    # A count cap is no unique index: the owner's row is locked (first, core/db.py) and the tokens counted
+    # under it, so that parallel creations queue and the last ones see the cap.
+    get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).first()
     active = api_tokens_of_user(user=user).filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
     if active.count() >= MAX_ACTIVE_TOKENS:
         raise ValidationError(f"You have {MAX_ACTIVE_TOKENS} active tokens; revoke one you no longer use first.")

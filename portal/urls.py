@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
-from . import api, views
+from core.api.errors import api_not_found
+
+from . import api, install_views, mail_setup, views
 
 portal_patterns = [
     path("", views.home, name="home"),
@@ -12,7 +14,10 @@ portal_patterns = [
     path("certificates/<str:serial>/renew/", views.renew_certificate, name="renew"),
     path("certificates/<str:serial>.<str:fmt>", views.download_certificate, name="certificate"),
     path("ca-chain.pem", views.ca_chain, name="ca-chain"),
-    path("help/install/", views.install_help, name="install"),
+    path("help/install/", install_views.install_help, name="install"),
+    path("help/install/<slug:client>/", install_views.install_client, name="install-client"),
+    path("staff/mail-setup/", mail_setup.mail_setup, name="mail-setup"),
+    path("staff/mail-setup/<str:filename>", mail_setup.mail_setup_file, name="mail-setup-file"),
 ]
 
 urlpatterns = [
@@ -30,6 +35,8 @@ urlpatterns = [
     path("recovery/", include(("escrow.urls", "escrow"))),
     path("tokens/", include(("portal.token_urls", "tokens"))),
     path("admin/", admin.site.urls),
+    # Last: under /api/, an address that names nothing is a JSON 404, DEBUG or not (core/api/errors.py).
+    re_path(r"^api/(?P<path>.*)$", api_not_found, name="api-not-found"),
 ]
 
 admin.site.site_header = "S/MIME portal administration"

@@ -46,6 +46,56 @@ def pytest_unconfigure(config):
         del config.stash[_PASSWORD_HASHERS_OVERRIDE]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def worker_temporary_directory(request, tmp_path_factory):
+    """Under pytest-xdist each worker gets a temporary directory of its own (TMPDIR and Python's
+    tempfile), below its own base temp: the files the tests, the portal and the programs they run
+    (pkilint, openssl, chromium) leave in the temporary directory are the worker's alone, and tests
+    that compare the temporary directory before and after see no other worker's files."""
+    if not hasattr(request.config, "workerinput"):
+        yield
+        return
+    import os
+    import tempfile
+
+    directory = tmp_path_factory.mktemp("tmp", numbered=False)
+    previous = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = str(directory)
+    tempfile.tempdir = str(directory)
+    try:
+        yield
+    finally:
+        if previous[0] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous[0]
+        tempfile.tempdir = previous[1]
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite the test database is a file (one per xdist worker, in its base temp), as the
+    portal's own SQLite database is, rather than Django's default shared-cache in-memory database.
+
+    In shared-cache mode SQLite locks tables and fails at once ("database table is locked") when two
+    connections meet, with no busy timeout: the in-process Celery worker thread of
+    tests/directory/test_task_queue.py has a connection of its own and lost its writes whenever the
+    test thread was reading. A file gives the usual locking with a busy timeout; WAL lets readers
+    and the writer pass each other, IMMEDIATE transactions take the write lock when they begin
+    (so two read-then-write transactions wait for each other instead of failing), and no fsync
+    (synchronous=OFF: the database is thrown away after the run) keeps it as fast as memory.
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        return
+    database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.getbasetemp() / "test-portal.sqlite3")
+    options = database.setdefault("OPTIONS", {})
+    options.setdefault("transaction_mode", "IMMEDIATE")
+    options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF")
+
+
 @pytest.fixture
 def production_password_hashers(request) -> list[str]:
     """PASSWORD_HASHERS as the project's settings configure them (before the suite's override)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import random
 import shutil
 import signal
 import socket
@@ -87,7 +88,31 @@ def find_program(name: str) -> str | None:
     )
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def _free_port() -> int:
+    """A free loopback port outside the kernel's ephemeral range, picked at random.
+
+    Not one the kernel hands out for port 0 or for outgoing connections: while an outage test has
+    slapd stopped, a live server or a client (of this or another pytest-xdist worker) could take
+    such a port, and slapd could not come back on it. Other workers' slapds pick at random too."""
+    ephemeral = _ephemeral_ports()
+    for _ in range(100):
+        port = random.randint(20000, 65000)
+        if port in ephemeral:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -15,6 +15,7 @@ from core.api.views import MAX_ID
 from enrollment.models import Certificate, CertificateAuthority, CertificateRequest, DirectoryPublication, Employee
 from enrollment.pki.crl import REVOCATION_REASON_NAMES
 from enrollment.pki.keys import KEY_TYPES
+from enrollment.pki.names import name_review
 from enrollment.pki.pkcs12 import MIN_PASSPHRASE_LENGTH, PKCS12_FORMATS
 from enrollment.pki.profiles import CERTIFICATE_TYPES, name_text
 
@@ -120,13 +121,35 @@ class CertificateRequestSerializer(serializers.ModelSerializer):
     decided_by = serializers.CharField(source="decided_by.username", default=None, allow_null=True)
     certificate = serializers.SerializerMethodField()
     certificates = serializers.SerializerMethodField()
+    names = serializers.SerializerMethodField(
+        help_text="For the approver: the employee's names with every non-ASCII character as <U+XXXX> (`escaped`), "
+        "and what to check (`warnings`: mixed scripts, Latin look-alikes, per UTS #39)."
+    )
 
     class Meta:
         model = CertificateRequest
         fields = [
             "id", "state", "status", "employee", "employee_id", "mailbox", "key_type", "certificate_type",
-            "submitted_by", "created_at", "decided_by", "decided_at", "reason", "certificate", "certificates",
+            "submitted_by", "created_at", "decided_by", "decided_at", "reason", "certificate", "certificates", "names",
         ]
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {
+                "escaped": {"type": "object", "additionalProperties": {"type": "string"}},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["escaped", "warnings"],
+        }
+    )
+    def get_names(self, obj) -> dict:
+        employee = obj.employee
+        review = name_review(
+            given_name=employee.given_name, surname=employee.surname, mailbox=employee.mail,
+            department=employee.department,
+        )
+        return {"escaped": review.escaped, "warnings": review.warnings}
 
     def _issued(self, obj) -> list:
         if obj.state != CertificateRequest.State.ISSUED:

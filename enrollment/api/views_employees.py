@@ -89,7 +89,11 @@ class EmployeeDetailView(APIView):
 
     @extend_schema(
         summary="Change an employee",
-        description="PKI administrators. The fields given replace the stored ones.",
+        description="PKI administrators. The fields given replace the stored ones, in one audited step, when no "
+        "valid certificate binds them. A mailbox or directory DN while the employee holds valid certificates, and "
+        "names while sponsor-validated ones are valid, need a second person: 400 naming the certificates; ask "
+        "for an identity change request (admin: \"Request identity change\"), which another PKI administrator "
+        "or an approver confirms, revoking the old certificates.",
         request=EmployeeUpdateSerializer,
         parameters=[EMPLOYEE_ID],
         responses={200: EmployeeSerializer, **error_responses(400, 401, 403, 404)},

@@ -7,7 +7,7 @@ reject it, the services' (403, or 409 for its state).
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,7 +16,7 @@ from core.api.permissions import user_has_perm
 from core.api.schema import error_responses
 from core.api.views import ListView, checked_id, id_parameter, validated_body
 from core.exceptions import NotAllowed
-from enrollment.models import Employee
+from enrollment.models import CertificateRequest, Employee
 from enrollment.services.requests import (
     certificate_request_approve,
     certificate_request_create,
@@ -110,14 +110,24 @@ class RequestApproveView(APIView):
     @extend_schema(
         summary="Approve a request (issues the certificate)",
         description="Approvers only, never for a request of their own or one they submitted (separation of duties). "
-        "The answer shows the issued certificate, or state `failed` with the reason.",
+        "Without a task queue the portal issues at once: 200, and the answer shows the issued certificate, or "
+        "state `failed` with the reason. With one (PORTAL_BROKER_URL) a worker issues: 202, state `approved` "
+        "(issuing); poll the request until it is `issued` or `failed` with the reason.",
         request=None,
         parameters=[REQUEST_ID],
-        responses={200: CertificateRequestSerializer, **error_responses(401, 403, 404, 409)},
+        responses={
+            200: OpenApiResponse(CertificateRequestSerializer, description="Issued (or failed, with the reason)."),
+            202: OpenApiResponse(
+                CertificateRequestSerializer, description="Approved; a worker is issuing (state `approved`)."
+            ),
+            **error_responses(401, 403, 404, 409),
+        },
     )
     def post(self, request, request_id: int):
         selectors.request_visible_to(user=request.user, request_id=checked_id(request_id, "request"))
-        certificate_request_approve(request_id=request_id, approver=request.user)
+        decided = certificate_request_approve(request_id=request_id, approver=request.user)
+        if decided.state == CertificateRequest.State.APPROVED:
+            return _visible(request, request_id, status=status.HTTP_202_ACCEPTED)
         return _visible(request, request_id)
 
 

@@ -133,7 +133,7 @@ class EncryptedFileKeyBackend(_PrivateKeyBackend):
         if not passphrase:
             raise ValueError("a passphrase is required to store the CA key")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the key directory: ours alone
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -12,13 +13,17 @@ from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
-from core.exceptions import InvalidState, NotAllowed, NotFound
+from core.db import retry_on_conflict
+from core.exceptions import InvalidState, NotAllowed, NotFound, PortalError, TryAgain
 from escrow.services.pickups import pickup_copy_destroy
 
 from .. import selectors, signals
 from ..keystore.ca import key_backend_for
 from ..models import Certificate, CertificateAuthority
+from ..notifications.services import notify_certificate_revoked
 from ..pki import crl as pki_crl
+
+logger = logging.getLogger(__name__)
 
 # What an employee may say about their own certificate without an administrator.
 OWNER_REVOCATION_REASONS = ("key_compromise", "superseded")
@@ -37,13 +42,35 @@ def _can_revoke_any(user) -> bool:
     return user.is_active and user.has_perm("enrollment.revoke_certificate")
 
 
-@transaction.atomic
 def certificate_revoke(*, serial: str, actor, reason: str, comment: str = "") -> Certificate:
     """Revoke for good. `actor` None is the system (command line, offboarding, expiry of a pair).
 
     Revokers (perm enrollment.revoke_certificate) may give any reason; an owner may revoke
     their own certificate as key_compromise or superseded; anyone else learns nothing.
+
+    A revocation happens or the caller is told: a transaction aborted by a concurrent one is
+    rerun (core/db.py), and after the last retry the caller gets TryAgain (503). Every
+    failure to revoke that is not a refusal (an unknown serial, no permission, revoked
+    already) is logged at ERROR: a revocation that did not happen must not go unnoticed.
     """
+    try:
+        return _certificate_revoke(serial=serial, actor=actor, reason=reason, comment=comment)
+    except (ValidationError, NotFound, NotAllowed, InvalidState):
+        raise
+    except TryAgain:
+        logger.error("Revocation of certificate %s NOT done: conflicting transactions, retries exhausted", serial)
+        raise
+    except PortalError as exc:
+        logger.error("Revocation of certificate %s NOT done: %s", serial, exc.message)
+        raise
+    except Exception:
+        logger.exception("Revocation of certificate %s NOT done: unexpected error", serial)
+        raise
+
+
+@retry_on_conflict(log=logger, log_level=logging.ERROR)
+@transaction.atomic
+def _certificate_revoke(*, serial: str, actor, reason: str, comment: str = "") -> Certificate:
     reason = _check_revocation_reason(reason)
     certificate = selectors.certificate_by_serial(serial=serial)
     if actor is not None and not _can_revoke_any(actor):
@@ -54,13 +81,15 @@ def certificate_revoke(*, serial: str, actor, reason: str, comment: str = "") ->
                 "You can revoke your own certificate for key_compromise or superseded only; "
                 "ask a PKI administrator for anything else."
             )
+    # The lock order (core/db.py): the certificate, then its CA (the CRL reissued below), the chain last.
     certificate = (
-        Certificate.objects.select_for_update(of=("self",))
+        Certificate.objects.select_for_update(of=("self",), no_key=True)
         .select_related("employee__user", "issuer")
         .get(pk=certificate.pk)
     )
     if certificate.status != Certificate.Status.VALID:
         raise InvalidState(f"The certificate {certificate.serial} is {certificate.status} already; revocation is final.")
+    CertificateAuthority.objects.select_for_update(no_key=True).filter(pk=certificate.issuer_id).first()
     certificate.status = Certificate.Status.REVOKED
     certificate.revoked_at = timezone.now().replace(microsecond=0)
     certificate.revocation_reason = reason
@@ -80,13 +109,15 @@ def certificate_revoke(*, serial: str, actor, reason: str, comment: str = "") ->
     # Relying parties learn of a revocation at the next CRL fetch: reissue it now, in this transaction.
     crl_generate(ca=certificate.issuer)
     signals.post_revoke_certificate.send(sender=Certificate, certificate=certificate, actor=actor)
+    notify_certificate_revoked(certificate=certificate)
     return certificate
 
 
+@retry_on_conflict
 @transaction.atomic
 def crl_generate(*, ca: CertificateAuthority) -> bytes:
     """Sign a new CRL for `ca` and keep it as the current one."""
-    ca = CertificateAuthority.objects.select_for_update().get(pk=ca.pk)
+    ca = CertificateAuthority.objects.select_for_update(no_key=True).get(pk=ca.pk)
     now = timezone.now().replace(microsecond=0)
     revoked = Certificate.objects.filter(issuer=ca, status=Certificate.Status.REVOKED).values_list(
         "serial", "revoked_at", "revocation_reason"

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -20,6 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core.exceptions import PortalError
+from core.outage import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS, log_outage
 
 from ..models import CertificateAuthority
 from ..pki.ocsp import MAX_REQUEST_SIZE
@@ -47,6 +49,10 @@ def ca_crl(request, slug: str):
 
 
 CONTENT_TYPE = "application/ocsp-response"
+# The answer while the database is unreachable: an OCSPResponse with status tryLater (no body to sign).
+TRY_LATER = x509_ocsp.OCSPResponseBuilder.build_unsuccessful(x509_ocsp.OCSPResponseStatus.TRY_LATER).public_bytes(
+    Encoding.DER
+)
 
 
 def _decode_get(encoded: str) -> bytes:
@@ -78,7 +84,15 @@ def _posted(request) -> bytes:
 def ocsp(request, slug: str, encoded: str = ""):
     """Public: anyone may ask for the status of a certificate (that is the point of OCSP)."""
     der = _posted(request) if request.method == "POST" else _decode_get(encoded)
-    body = ocsp_respond(ca_slug=slug, request_der=der)
+    try:
+        body = ocsp_respond(ca_slug=slug, request_der=der)
+    except DATABASE_UNAVAILABLE as exc:
+        # RFC 6960 4.2.1: tryLater ("the service exists but is temporarily unable to respond"), unsigned.
+        log_outage(request, exc)
+        response = HttpResponse(TRY_LATER, content_type=CONTENT_TYPE)
+        response["Cache-Control"] = "no-store"
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     response = HttpResponse(body, content_type=CONTENT_TYPE)
     parsed = x509_ocsp.load_der_ocsp_response(body)
     if request.method != "POST" and parsed.response_status is x509_ocsp.OCSPResponseStatus.SUCCESSFUL:

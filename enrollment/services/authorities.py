@@ -24,6 +24,7 @@ from ..models import CertificateAuthority, KeyBackendName
 from ..pki import ca as pki_ca
 from ..pki.backends import InMemoryKeyBackend, KeyBackend
 from ..pki.keys import PublicKey, generate_private_key
+from ..pki.lint import new_ca_key_refusal
 from ..pki.pkcs11 import new_key_label
 from ..pki.profiles import IssuerInfo, Organization, name_text
 
@@ -73,6 +74,13 @@ def _ca_row(
         details["key_reference"] = key_reference  # token and key label, for the key ceremony's record
     audit_record(action=AuditAction.CA_CREATED, obj=ca, details=details)
     return ca
+
+
+def _new_ca_key_check(key_type: str) -> None:
+    """SMC017v2: a CA key created now is RSA >= 4096 or ECDSA (imports of existing CAs are not checked)."""
+    refusal = new_ca_key_refusal(key_type)
+    if refusal:
+        raise ValidationError({"key_type": refusal})
 
 
 def _ca_key_create(
@@ -130,6 +138,7 @@ def ca_create(
     and signs through it. `pkcs11_key_label` names the issuing CA key (default: from the
     slug, with a random suffix); the root key is labelled "<that label>-root".
     """
+    _new_ca_key_check(key_type)
     organization = organization or organization_from_settings()
     base_url = validate_base_url(base_url or settings.PORTAL_BASE_URL)
     subject = pki_ca.ca_subject(common_name=common_name, organization=organization)
@@ -259,6 +268,7 @@ def ca_key_request_create(
     Returns (key reference, request). Nothing is registered yet: `ca_import` with the
     pkcs11 backend and this label adopts the key once the certificate comes back.
     """
+    _new_ca_key_check(key_type)
     organization = organization or organization_from_settings()
     subject = pki_ca.ca_subject(common_name=common_name, organization=organization)
     _ca_row_check(slug=slug, is_issuing=True)

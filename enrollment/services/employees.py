@@ -12,7 +12,9 @@ from audit.events import AuditAction
 from audit.services import audit_record
 from core.exceptions import InvalidState, NotAllowed, SeparationOfDuties
 
+from .. import signals
 from ..models import Certificate, CertificateRequest, Employee, OffboardingRequest
+from ..pki.names import NameRefused, mailbox_clean
 from ..revocation.services import certificate_revoke
 from ..roles import APPROVERS, holds_trusted_role, is_pki_administrator
 
@@ -30,10 +32,13 @@ def mail_domain_error(mail: str) -> str:
     return ""
 
 
-def _normalized(fields: dict) -> dict:
+def normalized_values(fields: dict) -> dict:
     values = {name: (value or "").strip() for name, value in fields.items()}
     if "mail" in values:
-        values["mail"] = values["mail"].lower()
+        try:  # the domain in A-labels, as stored, before the domain rule compares it
+            values["mail"] = mailbox_clean(values["mail"]).lower()
+        except NameRefused:
+            values["mail"] = values["mail"].lower()  # the model's validation says why
     return values
 
 
@@ -46,11 +51,12 @@ def _require(actor, permission: str, message: str) -> None:
 def employee_upsert(
     *, user, mail: str, given_name: str = "", surname: str = "", department: str = "", directory_dn: str = ""
 ) -> Employee:
-    """The employee record of `user`, created or overwritten; no audit event, no domain rule.
+    """The employee record of `user`, created or overwritten; no audit event, no domain rule, no certificate rule.
 
-    For the directory log-in sync and the demo bootstrap only (the directory is the source of
-    truth there; a mailbox outside PORTAL_MAIL_DOMAINS still gets its record, and the request
-    is refused instead). People change employees through employee_create / employee_update.
+    Only for seeding records nobody has certified yet: the demo bootstrap (accounts it creates)
+    and test fixtures. Nothing a person or the directory reaches calls it: people change
+    employees through employee_create / employee_update (or an identity change request,
+    services.identity_changes), the directory log-in through directory.user_sync (audited).
     """
     employee = Employee.objects.filter(user=user).first() or Employee(user=user)
     employee.mail = mail.strip().lower()
@@ -75,7 +81,7 @@ def employee_create(*, actor, username: str, mail: str, **fields) -> Employee:
     unknown = set(fields) - set(EMPLOYEE_FIELDS)
     if unknown:
         raise ValidationError({name: "This field cannot be set here." for name in sorted(unknown)})
-    values = _normalized({**fields, "mail": mail})
+    values = normalized_values({**fields, "mail": mail})
     errors = {}
     if domain_error := mail_domain_error(values["mail"]):
         errors["mail"] = domain_error
@@ -107,26 +113,40 @@ def employee_create(*, actor, username: str, mail: str, **fields) -> Employee:
     return employee
 
 
-def _bound_by_certificates(employee: Employee, changed: dict) -> dict[str, str]:
-    """Refusals for identity changes that valid certificates bind: the mailbox (every
-    certificate names it) and the given name and surname (sponsor-validated ones name them)."""
+# What valid certificates bind, field by field: every certificate names the mailbox, a
+# sponsor-validated one also the given name and surname, and every one is published at the
+# employee's directory entry (a new DN would attach them to another entry, whose mail relying
+# parties would then encrypt to this person's key).
+IDENTITY_FIELDS = ("mail", "given_name", "surname", "directory_dn")
+_SPONSOR_BOUND = ("given_name", "surname")
+IDENTITY_LABELS = {"mail": "mailbox", "given_name": "given name", "surname": "surname", "directory_dn": "directory DN"}
+
+
+def identity_bindings(*, employee: Employee, fields) -> dict[str, list[str]]:
+    """The serials of the valid certificates that bind each of `fields` (fields none binds are left out)."""
     valid = Certificate.objects.filter(
         employee=employee, status=Certificate.Status.VALID, not_after__gt=timezone.now()
     ).order_by("pk")
-    errors = {}
-    for name, what, certificates in (
-        ("mail", "mailbox", valid),
-        ("given_name", "given name", valid.filter(certificate_type="sponsor-strict")),
-        ("surname", "surname", valid.filter(certificate_type="sponsor-strict")),
-    ):
-        serials = list(certificates.values_list("serial", flat=True)) if name in changed else []
-        if serials:
-            errors[name] = (
-                f"The {what} cannot change while valid certificates bind it "
-                f"({', '.join(serials)}): revoke them first (or offboard the employee), then change it "
-                "and request new certificates."
-            )
-    return errors
+    bindings = {}
+    for name in IDENTITY_FIELDS:
+        if name not in fields:
+            continue
+        certificates = valid.filter(certificate_type="sponsor-strict") if name in _SPONSOR_BOUND else valid
+        if serials := list(certificates.values_list("serial", flat=True)):
+            bindings[name] = serials
+    return bindings
+
+
+def _bound_by_certificates(employee: Employee, changed: dict) -> dict[str, str]:
+    return {
+        name: (
+            f"The {IDENTITY_LABELS[name]} is bound by valid certificates ({', '.join(serials)}): changing it needs "
+            "a second person. Ask for it with \"Request identity change\" (an identity change request, with a "
+            "reason); another PKI administrator or an approver confirms it, and the certificates naming the old "
+            "value are then revoked."
+        )
+        for name, serials in identity_bindings(employee=employee, fields=changed).items()
+    }
 
 
 @transaction.atomic
@@ -137,9 +157,10 @@ def employee_update(*, employee: Employee, actor, **changes) -> Employee:
     - `user`: an employee record is never re-linked to another account;
     - a new mailbox at a domain this CA does not certify (PORTAL_MAIL_DOMAINS; a stored one
       that predates the setting is not re-checked while it stays);
-    - a new mailbox while the employee holds valid certificates, which bind it, and a new given
-      name or surname while valid sponsor-validated certificates name the person: the error
-      names the serials; revoke them (or offboard the employee) first.
+    - a field valid certificates bind (`identity_bindings`: the mailbox and directory DN while
+      any is valid, the names while a sponsor-validated one is): the error names the serials
+      and the way, an identity change request (services.identity_changes), which needs a
+      second person and revokes the certificates naming the old value.
     """
     _require(actor, "enrollment.change_employee", "Only PKI administrators change employees.")
     if {"user", "user_id"} & set(changes):
@@ -150,8 +171,8 @@ def employee_update(*, employee: Employee, actor, **changes) -> Employee:
     if unknown:
         raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
     # The stored row, locked: the caller's copy may carry the new values already (a bound form).
-    employee = Employee.objects.select_for_update().select_related("user").get(pk=employee.pk)
-    wanted = _normalized(changes)
+    employee = Employee.objects.select_for_update(no_key=True).select_related("user").get(pk=employee.pk)
+    wanted = normalized_values(changes)
     changed = {
         name: (getattr(employee, name), value) for name, value in wanted.items() if value != getattr(employee, name)
     }
@@ -167,6 +188,8 @@ def employee_update(*, employee: Employee, actor, **changes) -> Employee:
         setattr(employee, name, value)
     employee.full_clean()
     employee.save(update_fields=sorted(changed))
+    if "directory_dn" in changed:
+        signals.employee_directory_dn_changed.send(sender=Employee, employee=employee)
     audit_record(
         action=AuditAction.EMPLOYEE_CHANGED,
         actor=actor,
@@ -254,7 +277,7 @@ def employee_offboard(*, user, actor=None, acknowledge_consequences: bool = Fals
     """
     if actor is not None and not (actor.is_active and actor.has_perm("enrollment.revoke_certificate")):
         raise NotAllowed("Only PKI administrators and approvers can offboard employees.")
-    user = get_user_model().objects.select_for_update().get(pk=user.pk)
+    user = get_user_model().objects.select_for_update(no_key=True).get(pk=user.pk)
     if actor is not None and actor.pk == user.pk:
         raise SeparationOfDuties("You cannot offboard yourself.")
     confirmed = None

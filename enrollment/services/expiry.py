@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,6 +16,7 @@ from audit.services import audit_record
 
 from .. import signals
 from ..models import Certificate, ExpiryNotice
+from ..notifications.services import notify_certificate_expiring
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,9 @@ def certificates_expire(*, now=None) -> int:
     due = Certificate.objects.filter(status=Certificate.Status.VALID, not_after__lte=now).values_list("pk", flat=True)
     for pk in list(due):
         with transaction.atomic():
-            certificate = Certificate.objects.select_for_update().filter(pk=pk, status=Certificate.Status.VALID).first()
+            certificate = (
+                Certificate.objects.select_for_update(no_key=True).filter(pk=pk, status=Certificate.Status.VALID).first()
+            )
             if certificate is None:
                 continue
             certificate.status = Certificate.Status.EXPIRED
@@ -79,19 +81,7 @@ def _expiry_notice_send(*, certificate: Certificate, due: list[int]) -> int:
         ExpiryNotice.objects.bulk_create(
             [ExpiryNotice(certificate=certificate, threshold_days=t) for t in due if t not in already]
         )
-        renew_url = f"{settings.PORTAL_SITE_URL}/"
-        send_mail(
-            subject=f"Your S/MIME certificate expires on {certificate.not_after:%Y-%m-%d}",
-            message=(
-                f"Hello {certificate.employee.display_name},\n\n"
-                f"your S/MIME certificate for {certificate.mailbox} (serial {certificate.serial}) "
-                f"expires on {certificate.not_after:%Y-%m-%d %H:%M} UTC.\n"
-                f"Request a renewal on the portal: {renew_url}\n\n"
-                "Your old key stays escrowed, so mail encrypted to it stays readable.\n"
-            ),
-            from_email=None,
-            recipient_list=[certificate.mailbox],
-        )
+        notify_certificate_expiring(certificate=certificate)  # sent now: a failure rolls the notices back
         audit_record(
             action=AuditAction.CERTIFICATE_EXPIRY_NOTICE_SENT,
             obj=certificate,

@@ -13,19 +13,27 @@ from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
+from core.db import retry_on_conflict, unique_conflicts
 from core.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuties
 
 from .. import selectors
 from ..models import Certificate, CertificateRequest, Employee
+from ..notifications.services import notify_request_pending, notify_request_rejected
 from ..pki.keys import KEY_TYPES
 from ..pki.profiles import CERTIFICATE_TYPES
-from .issuance import certificate_request_fulfil
+from .issuance import certificate_request_fulfil, issuance_in_background, issuance_queue_after_commit
 
 
 def _can_approve(user) -> bool:
     return user.is_active and user.has_perm("enrollment.approve_certificaterequest")
 
 
+def _lock_employee(employee: Employee) -> Employee:
+    """Lock the employee's row: what serializes "one pending request" (an empty queryset locks nothing)."""
+    return Employee.objects.select_for_update(no_key=True).select_related("user").get(pk=employee.pk)
+
+
+@retry_on_conflict
 @transaction.atomic
 def certificate_request_create(
     *,
@@ -53,11 +61,11 @@ def certificate_request_create(
         errors["mail"] = f"This CA does not certify addresses at {domain}."
     if errors:
         raise ValidationError(errors)
-    pending = CertificateRequest.objects.select_for_update().filter(
-        employee=employee, state=CertificateRequest.State.PENDING
-    )
-    if pending.exists():
-        raise ValidationError(f"There is a pending request for {employee.mail} already (#{pending.first().pk}).")
+    # The lock order (core/db.py): the employee first; two requests for one person queue here.
+    employee = _lock_employee(employee)
+    pending = CertificateRequest.objects.filter(employee=employee, state=CertificateRequest.State.PENDING).first()
+    if pending is not None:
+        raise ValidationError(f"There is a pending request for {employee.mail} already (#{pending.pk}).")
     request = CertificateRequest(
         employee=employee,
         submitted_by=submitted_by,
@@ -67,7 +75,8 @@ def certificate_request_create(
         renewal_of=renewal_of,
     )
     request.full_clean()
-    request.save()
+    with unique_conflicts(CertificateRequest):
+        request.save()
     audit_record(
         action=AuditAction.REQUEST_CREATED,
         actor=submitted_by,
@@ -80,14 +89,16 @@ def certificate_request_create(
             **({"renewal_of": renewal_of.serial} if renewal_of else {}),
         },
     )
+    notify_request_pending(request=request)
     return request
 
 
 def _pending_request_for_decision(*, request_id: int, user) -> CertificateRequest:
     if not _can_approve(user):
         raise NotAllowed("You are not allowed to approve or reject certificate requests.")
+    # Two approvers of one request queue here; the second finds it decided (InvalidState).
     request = (
-        CertificateRequest.objects.select_for_update(of=("self",))
+        CertificateRequest.objects.select_for_update(of=("self",), no_key=True)
         .select_related("employee__user")
         .filter(pk=request_id)
         .first()
@@ -103,20 +114,37 @@ def _pending_request_for_decision(*, request_id: int, user) -> CertificateReques
     return request
 
 
+@retry_on_conflict
 @transaction.atomic
-def certificate_request_approve(*, request_id: int, approver) -> CertificateRequest:
-    """Approve, and issue at once in this transaction (the request ends `issued` or `failed`)."""
+def _approval_record(*, request_id: int, approver) -> CertificateRequest:
+    """The decision alone: `approved` (that is, issuing), audited; with a broker the issuance is queued on commit."""
     request = _pending_request_for_decision(request_id=request_id, user=approver)
     request.state = CertificateRequest.State.APPROVED
     request.decided_by = approver
     request.decided_at = timezone.now()
     request.save(update_fields=["state", "decided_by", "decided_at"])
     audit_record(action=AuditAction.REQUEST_APPROVED, actor=approver, obj=request)
-    certificate_request_fulfil(request=request)
-    request.refresh_from_db()
+    if issuance_in_background():
+        issuance_queue_after_commit(request_id=request.pk)
     return request
 
 
+def certificate_request_approve(*, request_id: int, approver) -> CertificateRequest:
+    """Approve: the decision commits first, then the certificate is issued in a transaction of its own.
+
+    With a broker (PORTAL_BROKER_URL) a Celery worker issues after the commit and the request
+    is returned `approved` (issuing); without one it is issued here, right after the commit,
+    and returned `issued` or `failed` with the reason. Either way the key generation and the
+    lint run outside any transaction (services/issuance.py).
+    """
+    request = _approval_record(request_id=request_id, approver=approver)
+    if not issuance_in_background():
+        certificate_request_fulfil(request=request)
+        request.refresh_from_db()
+    return request
+
+
+@retry_on_conflict
 @transaction.atomic
 def certificate_request_reject(*, request_id: int, approver, reason: str) -> CertificateRequest:
     reason = (reason or "").strip()
@@ -129,6 +157,7 @@ def certificate_request_reject(*, request_id: int, approver, reason: str) -> Cer
     request.reason = reason
     request.save(update_fields=["state", "decided_by", "decided_at", "reason"])
     audit_record(action=AuditAction.REQUEST_REJECTED, actor=approver, obj=request, details={"reason": reason})
+    notify_request_rejected(request=request)
     return request
 
 
@@ -148,14 +177,25 @@ def _identity_unchanged(certificate: Certificate) -> bool:
     return (name(x509.NameOID.GIVEN_NAME), name(x509.NameOID.SURNAME)) == (employee.given_name, employee.surname)
 
 
+@retry_on_conflict
 @transaction.atomic
 def certificate_renewal_request(*, serial: str, user) -> CertificateRequest:
     """A request for a new certificate replacing `serial`, with the same key and certificate type.
 
     Auto-approved when PORTAL_RENEWAL_AUTO_APPROVE is on and the identity is unchanged;
     otherwise it waits for an approver like any request.
+
+    The certificate is locked (after its owner, core/db.py) before anything is decided: a
+    revocation in progress holds that lock, so the renewal waits for it and then refuses a
+    revoked certificate; of two renewals, the second finds the first.
     """
     certificate = selectors.certificate_of_owner(user=user, serial=serial)
+    _lock_employee(certificate.employee)
+    certificate = (
+        Certificate.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("employee__user")
+        .get(pk=certificate.pk)
+    )
     if certificate.status != Certificate.Status.VALID:
         raise InvalidState(f"The certificate {certificate.serial} is {certificate.status}; request a new one instead.")
     window = timedelta(days=settings.PORTAL_RENEWAL_WINDOW_DAYS)

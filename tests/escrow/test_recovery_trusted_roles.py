@@ -83,11 +83,11 @@ def test_an_approval_expires_unless_an_agent_completes_it_in_time(
     RecoveryRequest.objects.filter(pk=approved.pk).update(approval_expires_at=timezone.now() - timedelta(minutes=1))
     with pytest.raises(InvalidState, match="expired"):
         _complete(approved, agent_user, agent_p12)
-    # The expired approval does not block a new request for the same keys.
-    again = recovery_request_create(requested_by=alice, reason="still lost", serial=approved.certificate.serial)
     assert recoveries_expire() == 1
     assert RecoveryRequest.objects.get(pk=approved.pk).status == "expired"
     assert AuditEvent.objects.filter(action="recovery.expired", object_id=str(approved.pk)).count() == 1
+    # The expired approval does not block a new request for the same keys.
+    again = recovery_request_create(requested_by=alice, reason="still lost", serial=approved.certificate.serial)
     assert RecoveryRequest.objects.get(pk=again.pk).status == "pending"
 
 

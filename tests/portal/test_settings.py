@@ -167,8 +167,10 @@ def test_the_settings_checks_are_silent_on_the_defaults():
 @pytest.mark.parametrize(
     "overrides, check_id, message",
     [
-        ({"PORTAL_CERTIFICATE_VALIDITY_DAYS": 826}, "portal.E001", "PORTAL_CERTIFICATE_VALIDITY_DAYS must be 1 to 825"),
-        ({"PORTAL_CERTIFICATE_VALIDITY_DAYS": 0}, "portal.E001", "PORTAL_CERTIFICATE_VALIDITY_DAYS must be 1 to 825"),
+        ({"PORTAL_CERTIFICATE_VALIDITY_DAYS": 826}, "portal.E001", "PORTAL_CERTIFICATE_VALIDITY_DAYS must be 1 to 824"),
+        # The SBR maximum itself: pkilint warns at exactly 825, and the pre-issuance lint refuses warnings.
+        ({"PORTAL_CERTIFICATE_VALIDITY_DAYS": 825}, "portal.E001", "PORTAL_CERTIFICATE_VALIDITY_DAYS must be 1 to 824"),
+        ({"PORTAL_CERTIFICATE_VALIDITY_DAYS": 0}, "portal.E001", "PORTAL_CERTIFICATE_VALIDITY_DAYS must be 1 to 824"),
         ({"PORTAL_RECOVERY_APPROVALS": 0}, "portal.E002", "PORTAL_RECOVERY_APPROVALS must be at least 1"),
         ({"PORTAL_OCSP_SIGNER": "responder"}, "portal.E003", "PORTAL_OCSP_SIGNER must be 'delegated' or 'ca'"),
         ({"PORTAL_OCSP_VALIDITY_HOURS": 7}, "portal.E004", "PORTAL_OCSP_VALIDITY_HOURS must be between 8 and 240"),

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from enrollment.demo_accounts import DEMO_USERS
@@ -19,11 +19,20 @@ from escrow.services.agents import key_recovery_agent_create
 class Command(BaseCommand):
     help = "Create a demo organization once: CA, key recovery agent, demo accounts. Keeps existing data."
 
-    @transaction.atomic
     def handle(self, *args, **options):
+        # The demo accounts (a superuser among them) get the password the README publishes.
+        if settings.ENVIRONMENT != "development":
+            raise CommandError(
+                f"bootstrap_demo runs only with PORTAL_ENVIRONMENT=development (this is {settings.ENVIRONMENT}): "
+                "its accounts have the published demo password; create real accounts with createsuperuser."
+            )
+        self._bootstrap()
+
+    @transaction.atomic
+    def _bootstrap(self):
         password = settings.PORTAL_DEMO_PASSWORD
         if not CertificateAuthority.objects.filter(is_issuing=True).exists():
-            ca = ca_create(common_name=f"{settings.PORTAL_ORGANIZATION_NAME} S/MIME CA", key_type="rsa-3072")
+            ca = ca_create(common_name=f"{settings.PORTAL_ORGANIZATION_NAME} S/MIME CA", key_type="rsa-4096")
             self.stdout.write(f"Created demo CA {ca.common_name}")
         users = {}
         User = get_user_model()
@@ -60,7 +69,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _write_private(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
