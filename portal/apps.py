@@ -8,7 +8,7 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401, I001 - importing it registers the system checks
+        from . import checks, checks_deploy  # noqa: F401, I001 - importing them registers the system checks
         from . import data_files, lockout, receivers, sessions
 
         data_files.connect()  # the SQLite database file 0600 (portal/data_files.py)

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from .services import mail_outbox_drain as drain
+from .outbox import mail_outbox_drain as drain
 
 logger = logging.getLogger(__name__)
 

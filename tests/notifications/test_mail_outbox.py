@@ -16,7 +16,7 @@ from mail_testing import REFUSING_BACKEND, assert_mail_shape, links
 
 from enrollment.models import CertificateRequest
 from enrollment.notifications.models import OutboxMail
-from enrollment.notifications.services import mail_outbox_drain, mail_outbox_send, retry_delay
+from enrollment.notifications.outbox import mail_outbox_drain, mail_outbox_send, retry_delay
 from enrollment.services.requests import certificate_request_approve, certificate_request_create
 
 pytestmark = pytest.mark.django_db
@@ -96,7 +96,7 @@ def test_the_drain_waits_for_the_backoff_and_sends_oldest_first(pki, alice, bob,
 
 
 def test_two_senders_never_send_one_row_twice(pki, alice, approver):
-    from enrollment.notifications.services import _attempt
+    from enrollment.notifications.outbox import _attempt
 
     certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
     row = _pending().get()

@@ -16,7 +16,8 @@ import pytest
 from django.core.checks import ERROR, run_checks
 from django.core.management import CommandError, call_command
 
-from portal.checks import PRODUCTION_TAG, secret_strength_problem
+from portal.checks import PRODUCTION_TAG
+from portal.checks_deploy import secret_strength_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 

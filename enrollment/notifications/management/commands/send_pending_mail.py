@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from ...services import mail_outbox_drain
+from ...outbox import mail_outbox_drain
 
 
 class Command(BaseCommand):
