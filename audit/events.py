@@ -17,6 +17,7 @@ class AuditAction(models.TextChoices):
     AUTH_DIRECTORY_LINKED = "auth.directory_linked", "local account linked to a directory entry"
     AUTH_LOCKED_OUT = "auth.locked_out", "log-in locked after repeated failures"
     AUTH_LOGIN = "auth.login", "log-in"
+    AUTH_LOGGED_OUT_EVERYWHERE = "auth.logged_out_everywhere", "every session of the account ended"
     AUTH_LOGIN_FAILED = "auth.login_failed", "failed log-in"
     AUTH_REAUTHENTICATED = "auth.reauthenticated", "password given again before a key release"
     AUTH_PASSWORD_SET = "auth.password_set", "password set by an administrator"

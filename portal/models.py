@@ -74,3 +74,14 @@ class DirectoryAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} = {self.entry_dn}"
+
+
+class SessionGeneration(models.Model):
+    """How many times a person ended all their sessions ("log out everywhere"): a session remembers
+    the number it started under (portal/sessions.py) and ends when the number has moved on."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="session_generation")
+    number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"session generation {self.number} of {self.user}"

@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/everywhere/", views.log_out_everywhere, name="logout-everywhere"),
     path("reauthenticate/", views.reauthenticate, name="reauthenticate"),
     path("second-factor/", include(("portal.second_factor_urls", "second_factor"))),
     path("", include("enrollment.revocation.urls")),

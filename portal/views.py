@@ -5,7 +5,7 @@ from datetime import timedelta
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -32,6 +32,7 @@ from escrow.forms import Pkcs12DownloadForm
 from escrow.services.pickups import SIGNING_KEY_REDOWNLOAD_HOURS, pickup_copy_export, pickup_unavailable_message
 
 from .forms import CertificateRequestForm, ReauthenticateForm, RevokeOwnForm
+from .sessions import sessions_end_everywhere
 
 
 def _employee(user) -> Employee | None:
@@ -217,3 +218,14 @@ def reauthenticate(request):
             return redirect(target)
         form.add_error("password", "That is not your password.")
     return render(request, "portal/reauthenticate.html", {"form": form, "next": target})
+
+
+@login_required
+@require_POST
+def log_out_everywhere(request):
+    """End every session of this account, on every device, and revoke its API tokens."""
+    revoked = sessions_end_everywhere(user=request.user)
+    logout(request)
+    tokens = f" and {revoked} API token{'' if revoked == 1 else 's'} revoked" if revoked else ""
+    messages.success(request, f"Every session of your account has ended{tokens}. Log in again.")
+    return redirect("login")

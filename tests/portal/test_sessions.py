@@ -108,3 +108,30 @@ def test_local_passwords_need_twelve_characters_and_not_only_digits(password):
 
 def test_a_long_password_is_accepted():
     validate_password("a-long-enough-passphrase")
+
+
+def test_log_out_everywhere_ends_every_session_and_revokes_the_tokens(db, alice, bob):
+    from django.test import Client
+
+    from portal.models import ApiToken
+    from portal.services import api_token_create
+
+    laptop, phone, bobs = Client(), Client(), Client()
+    for client, user in ((laptop, "alice"), (phone, "alice"), (bobs, "bob")):
+        _log_in(client, user)
+    token = api_token_create(user=alice, name="script").token
+    assert _logged_in(laptop) and _logged_in(phone)
+
+    response = phone.post("/logout/everywhere/", follow=True)
+
+    assert response.redirect_chain[-1][0].startswith("/login/")
+    assert "Every session of your account has ended and 1 API token revoked" in response.content.decode()
+    assert not _logged_in(phone)
+    assert not _logged_in(laptop)  # the other device's session ends at its next request
+    assert _logged_in(bobs)  # nobody else's
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
+    event = AuditEvent.objects.get(action="auth.logged_out_everywhere")
+    assert (event.actor, event.details) == (alice, {"generation": 1, "tokens_revoked": 1})
+    _log_in(laptop, "alice")  # a new log-in starts under the new generation
+    assert _logged_in(laptop)
+    assert laptop.get("/logout/everywhere/").status_code == 405  # a link cannot do it
