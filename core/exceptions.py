@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 class PortalError(Exception):
     code = "error"
     http_status = 400
+    retry_after: int | None = None  # seconds, for the Retry-After header of an answer that says "try again"
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -63,6 +64,7 @@ class TryAgain(PortalError):
 
     code = "try_again"
     http_status = 503
+    retry_after = 1
 
 
 def error_message(exc: Exception, *, separator: str = " ") -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,6 +25,22 @@ def require_tool(name: str) -> str:
             pytest.fail(message + " (CI must install it)")
         pytest.skip(message)
     return path
+
+
+def require_redis(url: str) -> None:
+    """Redis answers PING at `url`; in CI its absence fails the test instead of skipping."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=2) as connection:
+            connection.sendall(b"PING\r\n")
+            if connection.recv(16).startswith(b"+PONG"):
+                return
+    except OSError:
+        pass
+    message = f"Redis is not reachable at {url}; start redis-server (the task queue tests need it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def audit_tamper(change):

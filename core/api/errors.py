@@ -20,7 +20,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.exceptions import PortalError, TryAgain
+from core.exceptions import PortalError
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ def exception_handler(exc, context):
         return response
     if isinstance(exc, PortalError):
         response = error_response(code=exc.code, message=exc.message, http_status=exc.http_status)
-        if isinstance(exc, TryAgain):  # a conflict that outlasted the service's retries (core/db.py)
-            response["Retry-After"] = "1"
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
         return response
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {}

@@ -27,3 +27,30 @@ def issue():
         return request.certificate
 
     return issue_for
+
+
+@pytest.fixture
+def wsgi_app():
+    """Django's WSGI handler, kept on the test transaction (it would close the connection per request).
+
+    close_old_connections is disconnected before each request, not only once: Django's test
+    client (the APIClient in _schema()) connects it again after each of its own requests, and
+    it closes a connection outside autocommit, so on PostgreSQL the test's (SQLite in memory
+    ignores close()).
+    """
+    from django.core import signals
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import close_old_connections
+
+    handler = WSGIHandler()
+
+    def app(environ, start_response):
+        signals.request_started.disconnect(close_old_connections)
+        signals.request_finished.disconnect(close_old_connections)
+        return handler(environ, start_response)
+
+    try:
+        yield app
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)

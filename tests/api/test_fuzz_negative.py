@@ -26,27 +26,6 @@ SECONDS = 60
 
 
 @pytest.fixture
-def wsgi_app():
-    """Django's WSGI handler on the test transaction (close_old_connections would close it per request)."""
-    from django.core import signals
-    from django.core.handlers.wsgi import WSGIHandler
-    from django.db import close_old_connections
-
-    handler = WSGIHandler()
-
-    def app(environ, start_response):
-        signals.request_started.disconnect(close_old_connections)
-        signals.request_finished.disconnect(close_old_connections)
-        return handler(environ, start_response)
-
-    try:
-        yield app
-    finally:
-        signals.request_started.connect(close_old_connections)
-        signals.request_finished.connect(close_old_connections)
-
-
-@pytest.fixture
 def objects(pki, alice, approver, issue):
     """Real objects for the second pass: alice's certificate and her pending request, her token."""
     from enrollment.services.requests import certificate_request_create

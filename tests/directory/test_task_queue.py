@@ -8,12 +8,12 @@ pytest-xdist worker gwN uses database 15 - N, its own).
 from __future__ import annotations
 
 import os
-import socket
 import time
 from urllib.parse import urlsplit
 
 import pytest
 from django.utils import timezone
+from portal_testing import require_redis
 from slapd_server import person_dn
 
 from enrollment.models import DirectoryPublication
@@ -40,25 +40,11 @@ CONFIGURED_REDIS_URL = os.environ.get("PORTAL_TEST_REDIS_URL", "redis://127.0.0.
 REDIS_URL = _redis_url_of_this_worker(CONFIGURED_REDIS_URL)
 
 
-def _redis_reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=2) as connection:
-            connection.sendall(b"PING\r\n")
-            return connection.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def celery_worker_on_redis():
     if REDIS_URL is None:
         pytest.fail(f"{os.environ['PYTEST_XDIST_WORKER']}: no Redis database number of its own below {CONFIGURED_REDIS_URL}")
-    if not _redis_reachable(REDIS_URL):
-        message = f"Redis is not reachable at {REDIS_URL}; start redis-server (the task queue tests need it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_redis(REDIS_URL)
     import redis
     from celery.contrib.testing.worker import start_worker
 

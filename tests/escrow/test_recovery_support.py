@@ -8,40 +8,14 @@ import re
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from portal_testing import PASSWORD
+from recovery_testing import AGENT_PASSPHRASE, agent_p12, agent_user, pki_admin  # noqa: F401 - shared fixtures
 
-AGENT_PASSPHRASE = "agent-passphrase-7Qx!not-in-the-db"
 DOWNLOAD_PASSPHRASE = "recipient-chooses-this-9Zk"
 
 
 def spki(key_or_certificate) -> bytes:
     public_key = key_or_certificate.public_key()
     return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-
-
-@pytest.fixture
-def agent_user(make_user):
-    from enrollment.roles import KEY_RECOVERY_AGENTS
-
-    return make_user("agent", groups=[KEY_RECOVERY_AGENTS], given_name="Kim", surname="Agent")
-
-
-@pytest.fixture
-def pki_admin(make_user):
-    from enrollment.roles import PKI_ADMINISTRATORS
-
-    return make_user("pkiadmin", groups=[PKI_ADMINISTRATORS], given_name="Petra", surname="Admin")
-
-
-@pytest.fixture
-def agent_p12(pki) -> bytes:
-    """The test agent's certificate and key as the PKCS#12 an agent would hold."""
-    from enrollment.pki.pkcs12 import pkcs12_bundle
-
-    material = pki["material"]
-    return pkcs12_bundle(
-        key=material.kra_key, certificate=material.kra, chain=[], friendly_name="Test Key Recovery Agent",
-        passphrase=AGENT_PASSPHRASE,
-    )
 
 
 @pytest.fixture

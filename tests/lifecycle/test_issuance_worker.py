@@ -16,11 +16,10 @@ import os
 import socket
 import time
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import pytest
 from django.utils import timezone
-from portal_testing import PASSWORD
+from portal_testing import PASSWORD, require_redis
 
 from audit.chain import audit_chain_breaks
 from audit.models import AuditEvent
@@ -35,23 +34,9 @@ CONFIGURED_REDIS_URL = os.environ.get("PORTAL_TEST_ISSUANCE_REDIS_URL", "redis:/
 REDIS_URL = CONFIGURED_REDIS_URL
 
 
-def _redis_reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=2) as connection:
-            connection.sendall(b"PING\r\n")
-            return connection.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def issuance_worker():
-    if not _redis_reachable(REDIS_URL):
-        message = f"Redis is not reachable at {REDIS_URL}; start redis-server (the task queue tests need it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_redis(REDIS_URL)
     import redis
     from celery.contrib.testing.worker import start_worker
 

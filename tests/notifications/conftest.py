@@ -1,35 +1,11 @@
-"""Fixtures of the mail tests: a key recovery agent's account and credential, logged-in clients."""
+"""Fixtures of the mail tests: the shared key recovery agent (tests/recovery_testing.py), logged-in clients."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import Client
-from mail_testing import AGENT_PASSPHRASE
 from portal_testing import PASSWORD
-
-
-@pytest.fixture
-def agent_user(make_user):
-    from enrollment.roles import KEY_RECOVERY_AGENTS
-
-    return make_user("agent", groups=[KEY_RECOVERY_AGENTS], given_name="Kim", surname="Agent")
-
-
-@pytest.fixture
-def pki_admin(make_user):
-    from enrollment.roles import PKI_ADMINISTRATORS
-
-    return make_user("pkiadmin", groups=[PKI_ADMINISTRATORS], given_name="Petra", surname="Admin")
-
-
-@pytest.fixture
-def agent_p12(pki) -> bytes:
-    from enrollment.pki.pkcs12 import pkcs12_bundle
-
-    material = pki["material"]
-    return pkcs12_bundle(
-        key=material.kra_key, certificate=material.kra, chain=[], friendly_name="agent", passphrase=AGENT_PASSPHRASE
-    )
+from recovery_testing import agent_p12, agent_user, pki_admin  # noqa: F401 - shared fixtures
 
 
 @pytest.fixture

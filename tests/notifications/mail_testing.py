@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
+from recovery_testing import AGENT_PASSPHRASE  # noqa: F401 - the mail tests import it from here
 
 REFUSING_BACKEND = "mail_testing.RefusingBackend"
-AGENT_PASSPHRASE = "agent-passphrase-3Hd!never-mailed"
 
 
 class RefusingBackend(BaseEmailBackend):
