@@ -41,7 +41,16 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 
 setup: system-packages $(VENV)/.runtime
 
-setup-dev: system-test-packages $(VENV)/.dev redis
+setup-dev: system-test-packages $(VENV)/.dev redis node_modules/.package-lock.json
+
+# axe-core (package.json, pinned by package-lock.json), which the browser tests inject into pages.
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { $(MAKE) --no-print-directory node-packages; }
+	npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: node-packages
+node-packages:
+	$(call ensure_packages,nodejs npm)
 
 # Redis, the task queue's broker: the task-queue tests run a Celery worker on 127.0.0.1:6379.
 REDIS_UP = $(PYTHON) -c "import socket; socket.create_connection(('127.0.0.1', 6379), 2).close()" 2>/dev/null
@@ -61,6 +70,12 @@ run: setup
 	$(PY) manage.py bootstrap_demo
 	@echo "Portal: http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# Reset the demo: removes the SQLite database, CA keys, audit anchors and agent PKCS#12 under var/
+# (PORTAL_DATA_DIR), so that the next `make run` starts afresh. Development defaults only: it refuses
+# production, a DATABASE_URL (PostgreSQL) and moved key directories (enrollment reset_demo).
+clean-demo: $(VENV)/.runtime
+	$(PY) manage.py reset_demo
 
 # As production serves (gunicorn, portal/gunicorn_conf.py; DEBUG off, static files collected), on
 # this machine's SQLite and generated development secrets: README, "Production topology".
@@ -88,7 +103,8 @@ lint: $(VENV)/.dev
 test-postgres: setup-dev
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal} $(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
-# Benchmarks (figures and ratios; not part of the test run). BENCH_ARGS="--count 20000" for a quick one.
+# Benchmarks: ratios against raw cryptography, on a throwaway database (not part of the test run).
+# BENCH_ARGS="--quick" for seconds, "--json FILE" for the figures; DATABASE_URL for PostgreSQL.
 .PHONY: bench
 bench: setup
-	$(PY) bench/crl_100k.py $(BENCH_ARGS)
+	$(PY) bench/run.py $(BENCH_ARGS)

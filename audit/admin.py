@@ -49,13 +49,18 @@ class DateRangeFilter(admin.ListFilter):
         except ValueError:
             day = None
         if day is None:
-            raise IncorrectLookupParameters(f"{name}: not a date (YYYY-MM-DD)")
+            raise IncorrectLookupParameters(f"{text!r} is not a date: use YYYY-MM-DD.")
         if next_day:
-            day += timedelta(days=1)
+            try:
+                day += timedelta(days=1)
+            except OverflowError:  # 9999-12-31: until the end of time
+                return None
         return timezone.make_aware(datetime.combine(day, time.min))
 
     def queryset(self, request, queryset):
         since, until = self._day_start("since"), self._day_start("until", next_day=True)
+        if since is not None and until is not None and since >= until:
+            raise IncorrectLookupParameters("the start date is after the end date.")
         if since is not None:
             queryset = queryset.filter(timestamp__gte=since)
         if until is not None:
@@ -151,10 +156,9 @@ class AuditEventAdmin(ReadOnlyAdmin):
         """The changelist's current filters and search, all pages, as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        try:
-            changelist = self.get_changelist_instance(request)
-        except IncorrectLookupParameters:
-            return HttpResponseBadRequest("Invalid filter in the query string.", content_type="text/plain")
+        changelist = self.get_changelist_instance(request)
+        if changelist.filter_refused:  # never an export of everything, nor of nothing, for a refused filter
+            return HttpResponseBadRequest(changelist.filter_error, content_type="text/plain; charset=utf-8")
         return self._export(request, changelist.get_queryset(request), via="admin")
 
     @admin.action(description="Export selected audit events as CSV", permissions=["view"])

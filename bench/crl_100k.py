@@ -13,11 +13,11 @@ revocation_reason), then measures in the same run:
 
 - baseline: the naive CRL, loading Certificate ORM objects one by one
   (`for c in Certificate.objects.filter(...)`), building the same CRL;
-- `enrollment.services.crl_generate`, which streams (serial, revoked_at, reason) tuples;
+- `enrollment.revocation.services.crl_generate`, which streams (serial, revoked_at, reason) tuples;
 
 wall time (a run without tracing) and peak Python memory (a second run under
 tracemalloc), and prints the figures with ratios against the baseline. Then it times
-`enrollment.ocsp.ocsp_respond` over N requests for serials in the table.
+`enrollment.revocation.ocsp.ocsp_respond` over N requests for serials in the table.
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def setup_django(workdir: Path) -> None:
 
     django.setup()
     database = settings.DATABASES["default"]
-    test_name = str(workdir / "bench.sqlite3") if database["ENGINE"].endswith("sqlite3") else f"portal_bench_{os.getpid()}"
+    test_name = (
+        str(workdir / "bench.sqlite3") if database["ENGINE"].endswith("sqlite3") else f"portal_bench_{os.getpid()}"
+    )
     database.setdefault("TEST", {})["NAME"] = test_name
 
 
@@ -252,7 +254,9 @@ def run(args, vendor: str) -> int:
         ("baseline: ORM objects one by one", naive_seconds, naive_peak),
         ("crl_generate: streamed tuples", streamed_seconds, streamed_peak),
     ]
-    print(f"CRL for {args.count:,} revoked certificates ({vendor}, CA key {args.key_type}, CRL {len(streamed):,} bytes)")
+    print(
+        f"CRL for {args.count:,} revoked certificates ({vendor}, CA key {args.key_type}, CRL {len(streamed):,} bytes)"
+    )
     print(f"(setup: {args.count:,} rows inserted with bulk_create in {setup_seconds:.1f} s)")
     print()
     print(f"{'approach':<36} {'time (s)':>9} {'peak memory (MiB)':>18} {'time ratio':>11} {'memory ratio':>13}")

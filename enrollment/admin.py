@@ -3,23 +3,20 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from core.admin_tools import ReadOnlyAdmin, action_confirmation
 from core.exceptions import ConfigurationError, PortalError, error_message
 from enrollment.revocation.services import certificate_revoke
-from enrollment.services.issuance import issuance_in_background
-from enrollment.services.requests import certificate_request_approve, certificate_request_reject
 
+from .admin_filters import CERTIFICATE_DASHBOARD_FILTERS
+from .admin_queue import ApprovalQueueMixin, PendingByDefaultStateFilter
 from .directory.drain import DirectoryNotConfigured, publications_retry
 from .models import Certificate, CertificateAuthority, CertificateRequest, DirectoryPublication
 from .pki.crl import REVOCATION_REASON_NAMES
 from .pki.names import name_review
 from .pki.serials import compact_hex, normalize_serial
-
-
-class RejectForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
 
 class RevokeForm(forms.Form):
@@ -31,21 +28,38 @@ class RevokeForm(forms.Form):
 
 
 @admin.register(CertificateRequest)
-class CertificateRequestAdmin(ReadOnlyAdmin):
-    list_display = ["id", "employee", "key_type", "certificate_type", "state", "created_at", "decided_by", "reason_short"]
-    list_filter = ["state", "key_type", "certificate_type", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["employee__given_name", "employee__surname", "employee__mail", "employee__user__username"]
-    list_select_related = ["employee", "decided_by"]
-    actions = ["approve_selected", "reject_selected"]
-    readonly_fields = [
-        "employee", "names_as_issued", "submitted_by", "key_type", "certificate_type", "state", "created_at",
-        "decided_by", "decided_at", "reason", "certificate_link",
+class CertificateRequestAdmin(ApprovalQueueMixin, ReadOnlyAdmin):
+    """The approval queue (admin_queue.py): pending first, a decision column and page for approvers."""
+
+    # Compact, so that the state and the decision fit at 1280 px (beside both sidebars).
+    list_display = ["request_column", "employee_column", "certificate_column", "state", "decision"]
+    list_filter = [
+        ("state", PendingByDefaultStateFilter), "key_type", "certificate_type", ("created_at", admin.DateFieldListFilter),
     ]
+    search_fields = ["employee__given_name", "employee__surname", "employee__mail", "employee__user__username"]
+    list_select_related = ["employee__user", "decided_by"]
+    actions = ["approve_selected", "reject_selected"]
+    fieldsets = [
+        (None, {"fields": [
+            "employee", "names_as_issued", "submitted_by", "key_type", "certificate_type", "state", "created_at",
+            "decided_by", "decided_at", "reason", "certificate_link",
+        ]}),
+        ("The employee", {"fields": ["employee_details", "employee_certificates", "employee_requests"]}),
+    ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
     date_hierarchy = "created_at"
 
-    @admin.display(description="reason")
-    def reason_short(self, obj):
-        return (obj.reason[:80] + "…") if len(obj.reason) > 80 else obj.reason
+    @admin.display(description="employee", ordering="employee__mail")
+    def employee_column(self, obj):
+        return format_html('{}<br><span class="quiet">{}</span>', obj.employee.display_name, obj.employee.mail)
+
+    @admin.display(description="certificate", ordering="certificate_type")
+    def certificate_column(self, obj):
+        return format_html("{}<br><span class=\"quiet\">{}</span>", obj.certificate_type, obj.key_type)
+
+    @admin.display(description="request", ordering="created_at")
+    def request_column(self, obj):
+        return format_html('#{}<br><span class="quiet">{}</span>', obj.pk, f"{obj.created_at:%Y-%m-%d %H:%M}")
 
     @admin.display(description="names as the certificate carries them")
     def names_as_issued(self, obj):
@@ -64,66 +78,11 @@ class CertificateRequestAdmin(ReadOnlyAdmin):
 
     @admin.display(description="certificate")
     def certificate_link(self, obj):
-        certificate = getattr(obj, "certificate", None)
-        if certificate is None:
-            return "-"
-        return format_html('<a href="../../certificate/{}/change/">{}</a>', certificate.pk, certificate.serial)
-
-    def has_approve_permission(self, request):
-        return request.user.has_perm("enrollment.approve_certificaterequest")
-
-    @admin.action(description="Approve selected requests (issues the certificates)", permissions=["approve"])
-    def approve_selected(self, request, queryset):
-        if issuance_in_background():
-            return self._approve_in_background(request, queryset)
-        for pk in queryset.order_by("pk").values_list("pk", flat=True):
-            try:
-                result = certificate_request_approve(request_id=pk, approver=request.user)
-            except (PortalError, ValidationError) as exc:
-                self.message_user(request, f"Request #{pk} not approved: {error_message(exc, separator='; ')}", messages.ERROR)
-                continue
-            if result.state == CertificateRequest.State.ISSUED:
-                self.message_user(
-                    request, f"Request #{pk} approved; certificate {result.certificate.serial} issued.", messages.SUCCESS
-                )
-            else:
-                self.message_user(request, f"Request #{pk} approved but issuance failed: {result.reason}", messages.ERROR)
-
-    def _approve_in_background(self, request, queryset):
-        """With a broker each approval only records the decision; workers issue. One line for all, one for refusals."""
-        approved, refused = 0, []
-        for pk in queryset.order_by("pk").values_list("pk", flat=True):
-            try:
-                certificate_request_approve(request_id=pk, approver=request.user)
-            except (PortalError, ValidationError) as exc:
-                refused.append(f"#{pk}: {error_message(exc, separator='; ')}")
-            else:
-                approved += 1
-        if approved:
-            noun = "request" if approved == 1 else "requests"
-            self.message_user(request, f"{approved} {noun} approved; issuing in the background.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, f"{len(refused)} not approved: " + " | ".join(refused), messages.ERROR)
-
-    @admin.action(description="Reject selected requests…", permissions=["approve"])
-    def reject_selected(self, request, queryset):
-        form = RejectForm(request.POST if "confirm" in request.POST else None)
-        if "confirm" in request.POST and form.is_valid():
-            for pk in queryset.order_by("pk").values_list("pk", flat=True):
-                try:
-                    certificate_request_reject(
-                        request_id=pk, approver=request.user, reason=form.cleaned_data["reason"]
-                    )
-                except (PortalError, ValidationError) as exc:
-                    self.message_user(request, f"Request #{pk} not rejected: {error_message(exc, separator='; ')}", messages.ERROR)
-                else:
-                    self.message_user(request, f"Request #{pk} rejected.", messages.SUCCESS)
-            return None
-        return action_confirmation(
-            self, request, queryset, form=form, title="Reject certificate requests",
-            question="Reject these requests? The reason is recorded and shown to the employee.",
-            action="reject_selected", button="Reject",
-        )
+        rows = [
+            (reverse("admin:enrollment_certificate_change", args=[certificate.pk]), certificate.serial)
+            for certificate in obj.certificates.order_by("pk")
+        ]
+        return format_html_join(", ", '<a href="{}">{}</a>', rows) or "-"
 
 
 @admin.register(Certificate)
@@ -131,7 +90,10 @@ class CertificateAdmin(ReadOnlyAdmin):
     list_display = [
         "serial", "mailbox", "employee", "usage", "key_type", "certificate_type", "status", "not_before", "not_after",
     ]
-    list_filter = ["status", "usage", "key_type", "certificate_type", "issuer", ("not_after", admin.DateFieldListFilter)]
+    list_filter = [
+        "status", "usage", "key_type", "certificate_type", "issuer", ("not_after", admin.DateFieldListFilter),
+        *CERTIFICATE_DASHBOARD_FILTERS,  # the dashboard's numbers link to these (admin_filters.py)
+    ]
     search_fields = ["serial", "mailbox", "employee__given_name", "employee__surname", "fingerprint_sha256"]
     list_select_related = ["employee"]
     exclude = ["der"]
@@ -167,7 +129,7 @@ class CertificateAdmin(ReadOnlyAdmin):
                     self.message_user(request, f"Could not revoke {serial}: {error_message(exc, separator='; ')}", messages.ERROR)
                 else:
                     self.message_user(
-                        request, f"Revoked {serial} ({form.cleaned_data['reason']}); the CRL is reissued.", messages.SUCCESS
+                        request, f"Revoked {serial} ({form.cleaned_data['reason']}); OCSP says so now, the next CRL served lists it.", messages.SUCCESS
                     )
             return None
         return action_confirmation(

@@ -14,6 +14,7 @@ from django.utils.http import urlencode
 from core.admin_tools import FilterLookupsOnlyAdmin, ReadOnlyAdmin, action_confirmation
 from core.exceptions import PortalError, error_message
 
+from .admin_on_behalf import RequestOnBehalfMixin
 from .models import Certificate, Employee, OffboardingRequest, RoleGrantRequest
 from .roles import is_pki_administrator
 from .services.employees import (
@@ -75,14 +76,26 @@ class EmployeeServiceForm(forms.ModelForm):
 
 
 class EmployeeAddForm(EmployeeServiceForm):
+    """A person by name and mail; the account (a log-in name) is created, or linked only when typed."""
+
     username = forms.CharField(
+        label="Log-in name",
         max_length=150,
-        help_text="The log-in name. An account without a password is created when there is none; an existing "
-        "account is used only if it has no employee record.",
+        required=False,
+        help_text="Empty: the part of the mailbox before the @, for a new account without a password (a "
+        "directory log-in or an administrator gives it a way in later). To make an existing account without "
+        "an employee record this person's, type its log-in name.",
     )
 
     def call_service(self, values: dict) -> Employee:
-        return employee_create(actor=self.actor, username=self.cleaned_data["username"], **values)
+        username = self.cleaned_data.get("username", "").strip()
+        if not username:
+            # Never guess an existing account: someone else's log-in would get this mailbox.
+            username = values["mail"].partition("@")[0].strip().lower()
+            if get_user_model().objects.filter(username=username).exists():
+                raise ValidationError({"username": f"An account named {username} exists already: type its log-in "
+                                       "name here to link it (only if it is this person's), or choose another."})
+        return employee_create(actor=self.actor, username=username, **values)
 
 
 class EmployeeChangeForm(EmployeeServiceForm):
@@ -110,7 +123,7 @@ class EmployeeChangeForm(EmployeeServiceForm):
 
 
 @admin.register(Employee)
-class EmployeeAdmin(FilterLookupsOnlyAdmin):
+class EmployeeAdmin(RequestOnBehalfMixin, FilterLookupsOnlyAdmin):
     """Employees are created and changed through the services (audited, domain rule, certificates
     bind the identity); never deleted here: leavers are offboarded."""
 
@@ -118,10 +131,14 @@ class EmployeeAdmin(FilterLookupsOnlyAdmin):
     search_fields = ["mail", "given_name", "surname", "user__username", "department"]
     list_filter = ["department", "user__is_active"]
     list_select_related = ["user"]
-    actions = ["offboard_selected", "request_offboarding_selected", "request_identity_change"]
+    actions = [
+        "offboard_selected", "request_offboarding_selected", "request_identity_change", "request_certificate_on_behalf",
+    ]
+    # The add form: the person first (names, mail, department), the log-in name last and optional.
+    ADD_FIELDS = ["given_name", "surname", "mail", "department", "directory_dn", "username"]
 
     def get_fields(self, request, obj=None):
-        return ["user", *EMPLOYEE_FIELDS, "reason", "valid_certificates"] if obj else ["username", *EMPLOYEE_FIELDS]
+        return ["user", *EMPLOYEE_FIELDS, "reason", "valid_certificates"] if obj else list(self.ADD_FIELDS)
 
     def get_readonly_fields(self, request, obj=None):
         return ["user", "valid_certificates"] if obj else []

@@ -53,6 +53,9 @@ class CertificateAuthority(models.Model):
     crl_number = models.PositiveBigIntegerField(default=0)
     crl_der = models.BinaryField(null=True, blank=True)
     crl_next_update = models.DateTimeField(null=True, blank=True)
+    # Set by a revocation, cleared by the next CRL signed: the stored CRL lacks a revocation
+    # (revocation.services: the CRL is reissued once per batch, at the latest when served).
+    crl_stale_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CertificateAuthorityQuerySet.as_manager()
@@ -250,6 +253,8 @@ class Certificate(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["request", "usage"], name="one_certificate_per_request_and_usage")
         ]
+        # The default ordering: lists (admin, API) read the newest page from the index, not a sort of every row.
+        indexes = [models.Index(fields=["not_before", "id"], name="certificate_not_before")]
 
     def __str__(self) -> str:
         return f"{self.mailbox} ({self.serial})"

@@ -30,7 +30,7 @@ def unpublish_on_revoke_or_expiry(sender, *, certificate, **kwargs) -> None:
 
 
 def publish_ca_entry_on_revoke(sender, *, certificate, **kwargs) -> None:
-    """The revocation reissued the CRL: the directory's CA entry gets it after commit."""
+    """A revocation made the CRL stale: the directory's CA entry gets a fresh one after commit."""
     transaction.on_commit(lambda: tasks.ca_entry_publish_soon(ca_id=certificate.issuer_id), robust=True)
 
 

@@ -9,12 +9,34 @@ from core.exceptions import ConfigurationError, NotFound
 from .models import Certificate, CertificateAuthority, CertificateRequest
 from .pki.serials import normalize_serial
 
+# The stored CRLs (megabytes with many revoked) stay out of the hot paths (issuance, OCSP,
+# downloads); revocation.services.crl_current reads the CRL where it is served.
+CA_WITHOUT_CRL = ("crl_der", "parent__crl_der")
+
 
 def issuing_ca() -> CertificateAuthority:
-    ca = CertificateAuthority.objects.select_related("parent").filter(is_issuing=True).first()
+    ca = CertificateAuthority.objects.select_related("parent").defer(*CA_WITHOUT_CRL).filter(is_issuing=True).first()
     if ca is None:
         raise ConfigurationError("No issuing CA is configured. Run `python manage.py init_ca` first.")
     return ca
+
+
+def request_duty_conflict(*, request: CertificateRequest, user) -> str:
+    """Why separation of duties keeps `user` from deciding `request`, or "" when it does not.
+
+    The one rule both the service (which refuses) and the admin (which says so before anyone
+    tries) use: nobody decides a request for themselves or one they submitted.
+    """
+    if user.pk == request.employee.user_id:
+        return "it is your own request"
+    if user.pk == request.submitted_by_id:
+        return "you submitted it"
+    return ""
+
+
+def requests_pending() -> QuerySet[CertificateRequest]:
+    """The approval queue, oldest first."""
+    return CertificateRequest.objects.filter(state=CertificateRequest.State.PENDING).order_by("created_at", "pk")
 
 
 def requests_of_user(*, user) -> QuerySet[CertificateRequest]:
@@ -22,13 +44,16 @@ def requests_of_user(*, user) -> QuerySet[CertificateRequest]:
 
 
 def certificates_of_user(*, user) -> QuerySet[Certificate]:
-    return Certificate.objects.filter(employee__user=user).select_related("issuer", "pickup")
+    return Certificate.objects.filter(employee__user=user).select_related("issuer", "pickup").defer("issuer__crl_der")
 
 
 def certificate_by_serial(*, serial: str) -> Certificate:
     normalized = normalize_serial(serial)
     certificate = (
-        Certificate.objects.select_related("employee__user", "issuer__parent").filter(serial=normalized).first()
+        Certificate.objects.select_related("employee__user", "issuer__parent")
+        .defer(*(f"issuer__{field}" for field in CA_WITHOUT_CRL))
+        .filter(serial=normalized)
+        .first()
     )
     if certificate is None:
         raise NotFound(f"No certificate with serial {serial}.")

@@ -1,6 +1,6 @@
 """What the enrollment workflow announces, for the parts it must not know about.
 
-The core work is a direct call (approval issues, revocation reissues the CRL); these
+The core work is a direct call (approval issues, revocation marks the CRL stale); these
 signals only tell optional parts (the directory, future integrations) that something
 happened. Each is sent inside the service's transaction; receivers must do no more than
 record or schedule their work with `transaction.on_commit`, so that a failing side effect
@@ -16,7 +16,7 @@ sender: the Certificate class. Arguments: `certificate` (the saved Certificate r
 """
 
 post_revoke_certificate = Signal()
-"""Sent by `revocation.services.certificate_revoke` after the row is revoked and the CRL reissued.
+"""Sent by `revocation.services.certificate_revoke` after the row is revoked and the CRL marked stale.
 
 sender: the Certificate class. Arguments: `certificate`, `actor` (the user, or None for the system).
 """

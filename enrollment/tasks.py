@@ -144,8 +144,11 @@ def directory_publications_drain() -> str:
 @shared_task(name="enrollment.ca_entry_publish", ignore_result=True)
 def ca_entry_publish(*, ca_id: int) -> None:
     """Put the CA certificate and current CRL on the directory's CA entry, when one is configured."""
-    ca = CertificateAuthority.objects.filter(pk=ca_id).first()
-    if ca is None or not directory_configured():
+    if not directory_configured():
+        return
+    # ca_entry_publish_now reads the CRL through crl_current (signing it first if stale).
+    ca = CertificateAuthority.objects.defer("crl_der").filter(pk=ca_id).first()
+    if ca is None:
         return
     try:
         ca_entry_publish_now(ca=ca)

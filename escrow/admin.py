@@ -1,7 +1,7 @@
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -21,6 +21,16 @@ from escrow.services.recovery import (
 from escrow.services.recovery_close import recovery_request_withdraw
 
 from . import cms
+from .admin_forms import (
+    CompleteRecoveryForm,
+    DecisionCommentForm,
+    RejectCommentForm,
+    RequestRecoveryForm,
+    WithdrawForm,
+    pickers_search,
+)
+from .admin_messages import completion_message, decision_outcome, who_receives
+from .admin_uploads import KEEP_MINUTES, agent_upload_forget, agent_upload_keep, agent_upload_open
 from .models import EscrowRecord, KeyRecoveryAgent, RecoveryDecision, RecoveryRequest
 
 
@@ -62,7 +72,12 @@ class KeyRecoveryAgentAdmin(FilterLookupsOnlyAdmin):
             except PortalError as exc:
                 self.message_user(request, f"Could not deactivate {agent.name}: {exc.message}", messages.ERROR)
             else:
-                self.message_user(request, f"Deactivated {agent.name}. Run rewrap_escrow.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    f"Deactivated {agent.name}: new escrow is no longer encrypted to it; what was encrypted to it "
+                    "stays decryptable by it until `manage.py rewrap_escrow` re-encrypts it.",
+                    messages.SUCCESS,
+                )
         return None
 
 
@@ -117,48 +132,6 @@ class RecoveryDecisionInline(admin.TabularInline):
     def has_view_permission(self, request, obj=None):
         # The decisions are part of the request: whoever may read it reads them.
         return request.user.has_perm("escrow.view_recoveryrequest")
-
-
-class DecisionCommentForm(forms.Form):
-    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, required=False)
-
-
-class RejectCommentForm(forms.Form):
-    comment = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, help_text="Why the recovery is rejected."
-    )
-
-
-class WithdrawForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, help_text="Why the recovery is withdrawn."
-    )
-
-
-def _who_receives(obj: RecoveryRequest) -> str:
-    """What an approver must see before deciding: whose keys go to whom, and why."""
-    owner = obj.employee.user.get_username()
-    recipient = obj.recipient.get_username()
-    to = "the owner themselves" if obj.recipient_id == obj.employee.user_id else recipient
-    return f"keys of {owner} go to {to} ({obj.get_purpose_display()}; requested by {obj.requested_by.get_username()})"
-
-
-class CompleteRecoveryForm(forms.Form):
-    agent_pkcs12 = forms.FileField(
-        label="Agent PKCS#12",
-        help_text="Your key recovery agent file (.p12). It is used in memory for this request only and not stored.",
-    )
-    passphrase = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "off"}), strip=False)
-
-
-class RequestRecoveryForm(forms.Form):
-    certificate = forms.CharField(required=False, help_text="The certificate's serial (hex), or leave empty and name an employee.")
-    employee = forms.CharField(required=False, help_text="Username: recovers all of the employee's escrowed keys.")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
-    purpose = forms.ChoiceField(choices=[("", "(by your role)"), *RecoveryRequest.Purpose.choices], required=False)
-    recipient = forms.CharField(
-        required=False, help_text="Username of who receives the keys (default: the owner; for legal hold: you)."
-    )
 
 
 @admin.register(RecoveryRequest)
@@ -221,11 +194,13 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
     def _decide(self, request, queryset, *, decide, verb: str):
         for pk in queryset.order_by("pk").values_list("pk", flat=True):
             try:
-                result = decide(request_id=pk)
+                decide(request_id=pk)
             except (PortalError, ValidationError) as exc:
                 self.message_user(request, f"Recovery #{pk} not {verb}: {error_message(exc, separator='; ')}", messages.ERROR)
             else:
-                self.message_user(request, f"Recovery #{pk} {verb}; it is now {result.status}.", messages.SUCCESS)
+                # Read back with its approvals counted (get_queryset), as the list shows it.
+                decided = self.get_queryset(request).get(pk=pk)
+                self.message_user(request, decision_outcome(decided, verb=verb), messages.SUCCESS)
 
     @admin.action(description="Approve selected recovery requests…", permissions=["approve"])
     def approve_selected(self, request, queryset):
@@ -243,7 +218,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
             self, request, queryset, action="approve_selected", title="Approve key recovery requests",
             question="Approve these key recoveries? Once approved by enough approvers, a key recovery agent can "
             "decrypt the escrowed keys for the named recipient. Your approval and comment are recorded.",
-            button="Approve", form=form, describe=_who_receives,
+            button="Approve", form=form, describe=who_receives,
         )
 
     @admin.action(description="Reject selected recovery requests…", permissions=["approve"])
@@ -261,7 +236,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
         return action_confirmation(
             self, request, queryset, action="reject_selected", title="Reject key recovery requests",
             question="Reject these key recoveries? One rejection ends a request; your comment is recorded.",
-            button="Reject", form=form, describe=_who_receives,
+            button="Reject", form=form, describe=who_receives,
         )
 
     @admin.action(description="Withdraw selected recovery requests…", permissions=["approve"])
@@ -278,13 +253,14 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
             self, request, queryset, action="withdraw_selected", title="Withdraw key recovery requests",
             question="Withdraw these key recoveries? A withdrawn request can no longer be approved or completed; "
             "your reason is recorded and the owner is told.",
-            button="Withdraw", form=form, describe=_who_receives,
+            button="Withdraw", form=form, describe=who_receives,
         )
 
     # --- custom pages: request (add) and complete --------------------------------------
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
         return [
+            path("pick/<str:kind>/", self.admin_site.admin_view(self.picker_view), name="%s_%s_picker" % info),
             path(
                 "<path:object_id>/complete/",
                 self.admin_site.admin_view(self.complete_view),
@@ -297,17 +273,26 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
         extra_context = {**(extra_context or {}), "can_complete": self.has_complete_permission(request)}
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def picker_view(self, request, kind):
+        """The choices of the request form's searchable selects (select2's JSON), for those who may request."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        try:
+            page = int(request.GET.get("page", "1")[:6])
+        except ValueError:
+            page = 1
+        found = pickers_search(kind=kind, term=request.GET.get("term", ""), page=page)
+        if found is None:
+            raise Http404("No such picker.")
+        return JsonResponse(found)
+
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = RequestRecoveryForm(request.POST or None)
+        form = RequestRecoveryForm(request.POST or None, admin_site=self.admin_site)
         if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
             try:
-                created = recovery_request_create(
-                    requested_by=request.user, reason=data["reason"], serial=data["certificate"],
-                    employee_username=data["employee"], recipient_username=data["recipient"], purpose=data["purpose"],
-                )
+                created = recovery_request_create(requested_by=request.user, **form.service_arguments())
             except ValidationError as exc:
                 if hasattr(exc, "error_dict"):
                     for field, errors in exc.message_dict.items():
@@ -318,7 +303,9 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
                 form.add_error(None, exc.message)
             else:
                 self.message_user(
-                    request, f"Recovery request #{created.pk} made; it needs {created.required_approvals} approvals.",
+                    request,
+                    f"Recovery request #{created.pk} made; it waits for {created.required_approvals} approvals "
+                    "(by approvers other than you, the owner and the recipient), then a key recovery agent completes it.",
                     messages.SUCCESS,
                 )
                 return redirect(reverse("admin:escrow_recoveryrequest_change", args=[created.pk]))
@@ -330,36 +317,56 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
                 "title": "Request a key recovery",
                 "opts": self.opts,
                 "form": form,
+                "media": self.media + form.media,
             },
         )
 
-    @method_decorator(sensitive_post_parameters("passphrase"))
+    @method_decorator(sensitive_post_parameters("passphrase", "kept_upload"))
     def complete_view(self, request, object_id):
         if not self.has_complete_permission(request):
             raise PermissionDenied
         obj = self.get_object(request, object_id)
         if obj is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        form = CompleteRecoveryForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["agent_pkcs12"]
-            try:
-                completed = recovery_request_complete(
-                    request_id=obj.pk, agent=request.user, agent_pkcs12=upload.read(),
-                    passphrase=form.cleaned_data["passphrase"],
-                )
-            except ValidationError as exc:
-                form.add_error("agent_pkcs12" if "agent_pkcs12" in getattr(exc, "error_dict", {}) else None, exc.messages)
-            except PortalError as exc:
-                form.add_error(None, exc.message)
+        # The file of the last refused try, sealed in the session, its key in the page (escrow/admin_uploads.py).
+        where = {"session": request.session, "user_id": request.user.pk, "recovery_id": obj.pk}
+        kept_key = request.POST.get("kept_upload", "") if request.method == "POST" else ""
+        kept_file = agent_upload_open(**where, key=kept_key) if kept_key else None
+        if kept_file is None:
+            agent_upload_forget(session=request.session)
+        form = CompleteRecoveryForm(request.POST or None, request.FILES or None, file_kept=kept_file is not None)
+        kept = None
+        if request.method == "POST":
+            valid = form.is_valid()
+            upload = form.cleaned_data.get("agent_pkcs12")
+            data, name = (upload.read(), upload.name) if upload else kept_file or (b"", "")
+            keep = not valid
+            if valid:
+                try:
+                    completed = recovery_request_complete(
+                        request_id=obj.pk, agent=request.user, agent_pkcs12=data,
+                        passphrase=form.cleaned_data["passphrase"],
+                    )
+                except ValidationError as exc:  # the file or its passphrase: worth another try
+                    form.add_error("agent_pkcs12" if "agent_pkcs12" in getattr(exc, "error_dict", {}) else None, exc.messages)
+                    keep = True
+                except PortalError as exc:  # the request's state or who may: no passphrase cures it
+                    form.add_error(None, exc.message)
+                else:
+                    agent_upload_forget(session=request.session)
+                    self.message_user(request, completion_message(completed), messages.SUCCESS)
+                    return redirect(reverse("admin:escrow_recoveryrequest_change", args=[obj.pk]))
+            if keep and data:
+                kept = agent_upload_keep(**where, data=data, name=name)
+                if kept is not None:
+                    form.file_kept()
             else:
-                self.message_user(
-                    request,
-                    f"Recovery #{completed.pk} completed: {completed.pickups.count()} key(s) wait for "
-                    f"{completed.recipient.get_username()} on the self-service page.",
-                    messages.SUCCESS,
+                agent_upload_forget(session=request.session)
+            if kept_key and kept_file is None and not upload:
+                form.errors["agent_pkcs12"] = form.error_class(
+                    [f"The file kept from your last try is gone (after {KEEP_MINUTES} minutes, or the page was reloaded): "
+                     "choose it again."]
                 )
-                return redirect(reverse("admin:escrow_recoveryrequest_change", args=[obj.pk]))
         return TemplateResponse(
             request,
             "admin/escrow/recoveryrequest/complete.html",
@@ -369,5 +376,7 @@ class RecoveryRequestAdmin(ReadOnlyAdmin):
                 "opts": self.opts,
                 "original": obj,
                 "form": form,
+                "kept": kept,
+                "keep_minutes": KEEP_MINUTES,
             },
         )

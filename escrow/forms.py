@@ -38,8 +38,10 @@ class OwnKeyRecoveryForm(forms.Form):
 
     def __init__(self, *args, certificates=(), **kwargs):
         super().__init__(*args, **kwargs)
+        # Dates and state first: what the employee recognizes; the serial's start tells two apart.
         choices = [
-            (c.serial, f"{c.serial} ({c.not_before:%Y-%m-%d} – {c.not_after:%Y-%m-%d}, {c.status})") for c in certificates
+            (c.serial, f"{c.not_before:%Y-%m-%d} – {c.not_after:%Y-%m-%d}, {c.status} (serial {c.serial[:12]}…)")
+            for c in certificates
         ]
         if len(choices) > 1:
             choices.append((ALL_KEYS, "All my escrowed keys (key history, to read old mail)"))

@@ -30,9 +30,7 @@ def derive_kek(secret: str | bytes) -> bytes:
     material = secret.encode("utf-8") if isinstance(secret, str) else secret
     if not material:
         raise ValueError("the pickup key secret is empty")
-    return HKDF(algorithm=hashes.SHA256(), length=_KEK_LENGTH, salt=None, info=_KDF_INFO).derive(
-        material
-    )
+    return HKDF(algorithm=hashes.SHA256(), length=_KEK_LENGTH, salt=None, info=_KDF_INFO).derive(material)
 
 
 def _aead(kek: bytes) -> AESGCM:
@@ -59,6 +57,4 @@ def unseal(*, sealed: bytes, kek: bytes, associated_data: bytes) -> bytes:
     try:
         return aead.decrypt(nonce, ciphertext, sealed[:1] + associated_data)
     except InvalidTag:
-        raise SealError(
-            "cannot open the sealed data: tampered, wrong key or wrong associated data"
-        ) from None
+        raise SealError("cannot open the sealed data: tampered, wrong key or wrong associated data") from None

@@ -93,13 +93,18 @@ def _download(request, *, request_id: int, serial: str | None):
         try:
             if serial is None:
                 filename, data = key_history_pkcs12_export(
-                    user=request.user, request_id=request_id,
-                    passphrase=form.cleaned_data["passphrase"], fmt=form.cleaned_data["format"],
+                    user=request.user,
+                    request_id=request_id,
+                    passphrase=form.cleaned_data["passphrase"],
+                    fmt=form.cleaned_data["format"],
                 )
                 return attachment(data, "application/zip", filename, private=True)
             filename, data = recovery_pkcs12_export(
-                user=request.user, request_id=request_id, serial=serial,
-                passphrase=form.cleaned_data["passphrase"], fmt=form.cleaned_data["format"],
+                user=request.user,
+                request_id=request_id,
+                serial=serial,
+                passphrase=form.cleaned_data["passphrase"],
+                fmt=form.cleaned_data["format"],
             )
             return attachment(data, "application/x-pkcs12", filename, private=True)
         except NotFound:

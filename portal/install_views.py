@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 
 from core.exceptions import PortalError
 from enrollment import selectors
+from enrollment.pki.pkcs12_clients import ClientAdvice
 
 MODERN = "PKCS#12 “Modern”"
 COMPATIBLE = "PKCS#12 “Compatible”"
@@ -37,7 +38,9 @@ class MailClient:
         return f"portal/install/{self.slug}.html"
 
 
-EXCHANGE_FIRST = "Exchange Online: the CA certificates in the tenant's certificate collection and a CRL reachable from the internet."
+EXCHANGE_FIRST = (
+    "Exchange Online: the CA certificates in the tenant's certificate collection and a CRL reachable from the internet."
+)
 GOOGLE_FIRST = "Google Workspace: S/MIME turned on, the root certificate uploaded in the Admin console."
 
 CLIENTS: tuple[MailClient, ...] = (
@@ -129,6 +132,22 @@ CLIENTS: tuple[MailClient, ...] = (
     ),
 )
 CLIENTS_BY_SLUG = {client.slug: client for client in CLIENTS}
+
+# The install page for the device a browser names (enrollment.pki.pkcs12_clients); a device with
+# several usual clients (Linux, an unknown one) gets the chooser.
+_PAGE_FOR_DEVICE = {
+    "apple-ios": "ios-mail",
+    "apple-macos": "apple-mail",
+    "windows": "outlook-windows",
+    "windows-old": "outlook-windows",
+    "android": "outlook-mobile",
+    "thunderbird": "thunderbird",
+}
+
+
+def install_page_for(advice: ClientAdvice) -> MailClient | None:
+    """The mail client whose instructions suit the device `advice` is for, or None: let the employee choose."""
+    return CLIENTS_BY_SLUG.get(_PAGE_FOR_DEVICE.get(advice.key, ""))
 
 
 def _ca_context() -> dict:

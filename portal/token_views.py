@@ -21,7 +21,13 @@ from .services import (
     api_tokens_of_user,
 )
 
-LIFETIME_CHOICES = [(7, "7 days"), (30, "30 days"), (90, "90 days"), (365, "1 year"), (MAX_TOKEN_LIFETIME_DAYS, "2 years")]
+LIFETIME_CHOICES = [
+    (7, "7 days"),
+    (30, "30 days"),
+    (90, "90 days"),
+    (365, "1 year"),
+    (MAX_TOKEN_LIFETIME_DAYS, "2 years"),
+]
 
 
 class TokenForm(forms.Form):

@@ -1,7 +1,5 @@
 """Self-service pages for employees."""
 
-from datetime import timedelta
-
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
 from django.contrib import messages
@@ -32,6 +30,8 @@ from escrow.forms import Pkcs12DownloadForm
 from escrow.services.pickups import SIGNING_KEY_REDOWNLOAD_HOURS, pickup_copy_export, pickup_unavailable_message
 
 from .forms import CertificateRequestForm, ReauthenticateForm, RevokeOwnForm
+from .home_state import home_state_of
+from .install_views import install_page_for
 from .sessions import sessions_end_everywhere
 
 
@@ -42,18 +42,18 @@ def _employee(user) -> Employee | None:
 @login_required
 @never_cache
 def home(request):
-    employee = _employee(request.user)
+    advice = client_from_user_agent(request.headers.get("User-Agent", ""))
     return render(
         request,
         "portal/home.html",
         {
-            "employee": employee,
-            "requests": selectors.requests_of_user(user=request.user),
-            "certificates": selectors.certificates_of_user(user=request.user),
+            "state": home_state_of(user=request.user),
             "request_form": CertificateRequestForm(label_suffix=""),
             "revoke_form": RevokeOwnForm(label_suffix=""),
-            "now": timezone.now(),
-            "renewal_from": timezone.now() + timedelta(days=settings.PORTAL_RENEWAL_WINDOW_DAYS),
+            "advice": advice,
+            "install_client": install_page_for(advice),
+            "pickup_days": settings.PORTAL_PICKUP_DAYS,
+            "renewal_days": settings.PORTAL_RENEWAL_WINDOW_DAYS,
         },
     )
 
@@ -67,9 +67,7 @@ def request_certificate(request):
         messages.error(request, "Your account has no employee record with a mailbox; ask a PKI administrator.")
     elif form.is_valid():
         try:
-            created = certificate_request_create(
-                employee=employee, submitted_by=request.user, **form.cleaned_data
-            )
+            created = certificate_request_create(employee=employee, submitted_by=request.user, **form.cleaned_data)
         except (ValidationError, PortalError) as exc:
             messages.error(request, error_message(exc))
         else:
@@ -121,7 +119,8 @@ def _download_form(request, *, advice) -> Pkcs12DownloadForm:
     form = Pkcs12DownloadForm(request.POST or None, initial={"format": advice.fmt}, label_suffix="")
     recommended = sorted(DOWNLOAD_FORMATS.items(), key=lambda item: item[0] != advice.fmt)
     form.fields["format"].choices = [
-        (value, f"{label} (recommended for your device)" if value == advice.fmt else label) for value, label in recommended
+        (value, f"{label} (recommended for your device)" if value == advice.fmt else label)
+        for value, label in recommended
     ]
     return form
 
@@ -187,7 +186,9 @@ def download_certificate(request, serial: str, fmt: str):
         return attachment(
             certificate.x509.public_bytes(Encoding.PEM), "application/x-pem-file", f"{certificate.mailbox}.pem"
         )
-    return attachment(certificate.x509.public_bytes(Encoding.DER), "application/pkix-cert", f"{certificate.mailbox}.cer")
+    return attachment(
+        certificate.x509.public_bytes(Encoding.DER), "application/pkix-cert", f"{certificate.mailbox}.cer"
+    )
 
 
 @require_GET
@@ -207,7 +208,9 @@ def ca_chain(request):
 def reauthenticate(request):
     """The password again, before a private key leaves the portal (core.sessions)."""
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         target = reverse("portal:home")
     form = ReauthenticateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

@@ -8,8 +8,10 @@ from django.utils import timezone
 from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.settings import api_settings
 
 from audit import selectors
 from audit.services import AUDIT_EXPORT_COLUMNS, audit_export_csv
@@ -56,6 +58,21 @@ class AuditEventListView(ListView):
 
     def get_queryset(self):
         return selectors.audit_events()
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # who asks first: a stranger learns no parameter names
+        self.unknown_parameters_refuse()
+
+    def unknown_parameters_refuse(self) -> None:
+        """A misspelt filter (`?from=`, `?timestamp__gte=`) is a 400: ignored, it would list everything."""
+        filters = sorted(self.filterset_class.base_filters)
+        known = {*filters, api_settings.URL_FORMAT_OVERRIDE}
+        if self.paginator is not None:
+            known |= {self.paginator.page_query_param, self.paginator.page_size_query_param}
+        unknown = sorted(set(self.request.query_params) - known)
+        if unknown:
+            message = f"Not a filter of the audit log; its filters are {', '.join(filters)}."
+            raise ValidationError({name[:64]: [message] for name in unknown[:5]})
 
     def checked_filters(self) -> AuditEventFilter:
         """The query's filters, checked as for the JSON list (a 400 naming the field otherwise)."""

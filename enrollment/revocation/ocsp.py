@@ -29,6 +29,7 @@ from ..pki.serials import serial_text
 
 logger = logging.getLogger(__name__)
 
+
 def ocsp_response_validity() -> timedelta:
     # nextUpdate = thisUpdate + validity; the SBR's interval counts both ends (+1 second).
     return timedelta(hours=settings.PORTAL_OCSP_VALIDITY_HOURS) - timedelta(seconds=1)
@@ -41,7 +42,8 @@ def ocsp_respond(*, ca_slug: str, request_der: bytes, now: datetime | None = Non
     slug, no usable key, other issuer hashes) `unauthorized`, and a responder that cannot
     sign (key file or passphrase problem) `internalError`, logged.
     """
-    ca = CertificateAuthority.objects.filter(slug=ca_slug).first() if isinstance(ca_slug, str) else None
+    # Not the stored CRL (megabytes with many revoked): an answer reads one certificate row.
+    ca = _one(CertificateAuthority.objects.defer("crl_der").filter(slug=ca_slug)) if isinstance(ca_slug, str) else None
     if ca is not None and (ca.key_backend == KeyBackendName.NONE or not ca.key_reference):
         ca = None  # e.g. an imported root without its key: nobody here can sign for it
     now = now or timezone.now()
@@ -59,6 +61,11 @@ def ocsp_respond(*, ca_slug: str, request_der: bytes, now: datetime | None = Non
         return pki_ocsp.unsuccessful_response(x509_ocsp.OCSPResponseStatus.INTERNAL_ERROR)
 
 
+def _one(queryset):
+    # The row of a unique key, or None: without first()'s ORDER BY (compiled on every answer, for nothing).
+    return next(iter(queryset.order_by()[:1]), None)
+
+
 def _reason(name: str) -> x509.ReasonFlags | None:
     # Stored as a ReasonFlags member name ("key_compromise"); tolerate the value spelling too.
     if not name:
@@ -73,10 +80,10 @@ def _reason(name: str) -> x509.ReasonFlags | None:
 
 
 def _certificate_status(*, ca: CertificateAuthority, serial_number: int) -> pki_ocsp.StatusInfo:
-    row = (
-        Certificate.objects.filter(issuer=ca, serial=serial_text(serial_number))
-        .values_list("status", "revoked_at", "revocation_reason")
-        .first()
+    row = _one(
+        Certificate.objects.filter(issuer=ca, serial=serial_text(serial_number)).values_list(
+            "status", "revoked_at", "revocation_reason"
+        )
     )
     if row is not None:
         status, revoked_at, reason = row

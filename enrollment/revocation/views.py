@@ -31,13 +31,13 @@ from .services import crl_current
 
 @require_GET
 def ca_certificate(request, slug: str):
-    ca = get_object_or_404(CertificateAuthority, slug=slug)
+    ca = get_object_or_404(CertificateAuthority.objects.defer("crl_der"), slug=slug)
     return HttpResponse(bytes(ca.certificate_der), content_type="application/pkix-cert")
 
 
 @require_GET
 def ca_crl(request, slug: str):
-    ca = get_object_or_404(CertificateAuthority, slug=slug)
+    ca = get_object_or_404(CertificateAuthority.objects.defer("crl_der"), slug=slug)  # crl_current reads it
     try:
         crl = crl_current(ca=ca)
     except PortalError as exc:
@@ -45,7 +45,6 @@ def ca_crl(request, slug: str):
     response = HttpResponse(crl, content_type="application/pkix-crl")
     response["Cache-Control"] = "public, max-age=3600"
     return response
-
 
 
 CONTENT_TYPE = "application/ocsp-response"

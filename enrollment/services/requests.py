@@ -105,10 +105,8 @@ def _pending_request_for_decision(*, request_id: int, user) -> CertificateReques
     )
     if request is None:
         raise NotFound(f"There is no request #{request_id}.")
-    if user.pk in (request.employee.user_id, request.submitted_by_id):
-        raise SeparationOfDuties(
-            f"You cannot decide request #{request.pk}: it is your own (separation of duties)."
-        )
+    if conflict := selectors.request_duty_conflict(request=request, user=user):
+        raise SeparationOfDuties(f"You cannot decide request #{request.pk}: {conflict} (separation of duties).")
     if request.state != CertificateRequest.State.PENDING:
         raise InvalidState(f"Request #{request.pk} is {request.state}, not pending.")
     return request

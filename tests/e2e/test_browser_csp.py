@@ -70,7 +70,10 @@ def test_the_pages_work_under_the_policy(browser, live_server, pki, alice, make_
     portal_login(employee.page, "alice", PASSWORD)
     expect(employee.page.locator("header")).to_contain_text("alice")
     # The stylesheet applies: the header has its colour from portal/static/portal/portal.css.
-    assert employee.page.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor") == "rgb(31, 58, 95)"
+    assert (
+        employee.page.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
+        == "rgb(31, 58, 95)"
+    )
     for path in ("/", "/help/install/", "/tokens/"):
         employee.visit(path)
         employee.assert_clean(path)

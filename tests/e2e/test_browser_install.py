@@ -34,6 +34,8 @@ def test_the_install_pages_render_without_console_errors(browser, live_server, p
     admin = Watched(new_page(browser, live_server))
     portal_login(admin.page, "pkiadmin", PASSWORD)
     admin.visit("/staff/mail-setup/")
-    expect(admin.page.get_by_role("heading", name="Exchange Online (Outlook on the web, Outlook for iOS and Android)")).to_be_visible()
+    expect(
+        admin.page.get_by_role("heading", name="Exchange Online (Outlook on the web, Outlook for iOS and Android)")
+    ).to_be_visible()
     expect(admin.page.get_by_role("link", name="ca-certificates.p7b")).to_be_visible()
     admin.assert_clean("/staff/mail-setup/")

@@ -24,17 +24,20 @@ def test_renew_then_revoke_the_old_certificate_in_a_browser(browser, live_server
     Certificate.objects.filter(pk=issued.pk).update(not_after=timezone.now() + timedelta(days=10))
     page = new_page(browser, live_server)
     portal_login(page, "alice", PASSWORD)
-    row = page.locator(f"tr[data-serial='{issued.serial}']")
+    row = page.locator(f"[data-serial='{issued.serial}']")
 
     # Renew: an unchanged identity is issued at once (the default policy).
     with page.expect_navigation():
         row.get_by_role("button", name="Renew").click()
     expect(page.get_by_text("Renewed: your new certificate")).to_be_visible()
     renewal = Certificate.objects.exclude(pk=issued.pk).get(employee=alice.employee)
-    expect(page.locator(f"tr[data-serial='{renewal.serial}'] .state")).to_have_text("valid")
+    expect(page.locator(f"[data-serial='{renewal.serial}'] .state")).to_have_text("valid")
+    # The new certificate is the current one; the renewed one is listed under the previous ones.
+    expect(page.locator(f"article[data-serial='{renewal.serial}']")).to_be_visible()
+    expect(page.locator(f"#previous-certificates [data-serial='{issued.serial}']")).to_contain_text("renewed")
 
     # Revoke the old one as superseded, which an employee may do without an administrator.
-    row.get_by_text("Revoke…").click()
+    row.get_by_text("Lost or compromised? Revoke…").click()
     row.get_by_label("Reason").select_option("superseded")
     row.get_by_role("button", name="Revoke certificate").click()  # not confirmed: the browser does not send it
     assert Certificate.objects.get(pk=issued.pk).status == "valid"
@@ -43,7 +46,7 @@ def test_renew_then_revoke_the_old_certificate_in_a_browser(browser, live_server
         row.get_by_role("button", name="Revoke certificate").click()
     expect(page.get_by_text(f"Certificate {issued.serial} is revoked")).to_be_visible()
     expect(row.locator(".state")).to_have_text("revoked")
-    expect(page.locator(f"tr[data-serial='{renewal.serial}'] .state")).to_have_text("valid")
+    expect(page.locator(f"[data-serial='{renewal.serial}'] .state")).to_have_text("valid")
 
     crl = x509.load_der_x509_crl(page.request.get("/pki/issuing-ca.crl").body())
     entry = crl.get_revoked_certificate_by_serial_number(int(issued.serial, 16))

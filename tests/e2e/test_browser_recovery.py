@@ -30,7 +30,7 @@ def _approve_in_the_admin(page, recovery_pk: int, comment: str) -> None:
     page.get_by_label("Comment").fill(comment)
     with page.expect_navigation():
         page.get_by_role("button", name="Approve").click()
-    expect(page.locator("ul.messagelist li.success")).to_contain_text(f"Recovery #{recovery_pk} approved")
+    expect(page.locator("ul.messagelist li.success")).to_contain_text(f"recorded; recovery #{recovery_pk} ")
 
 
 def test_recover_a_lost_key_in_a_browser(  # noqa: F811
@@ -53,7 +53,7 @@ def test_recover_a_lost_key_in_a_browser(  # noqa: F811
     # 1. alice asks for her key back.
     alice_page = new_page(browser, live_server)
     portal_login(alice_page, "alice", PASSWORD)
-    alice_page.get_by_role("link", name="Key recovery").click()
+    alice_page.get_by_role("navigation", name="Main").get_by_role("link", name="Key recovery").click()
     alice_page.wait_for_url(re.compile(r"/recovery/$"))
     expect(alice_page.get_by_text("No recovered key is waiting for you.")).to_be_visible()
     alice_page.get_by_label("Key").select_option(issued.serial)

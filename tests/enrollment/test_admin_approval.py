@@ -41,8 +41,11 @@ def test_bulk_approve_reports_per_request(pki, approver_client, approver, alice,
     ok.refresh_from_db()
     own.refresh_from_db()
     assert ok.state == "issued" and own.state == "pending"
-    assert any(f"Request #{ok.pk} approved; certificate {ok.certificate.serial} issued." in m for m in messages)
-    assert any(f"Request #{own.pk} not approved" in m and "separation of duties" in m for m in messages)
+    # One summary line for the batch, naming each refusal with its reason.
+    assert messages == [
+        f"1 request approved; certificates issued; 1 could not be approved: #{own.pk} "
+        "(it is your own request (separation of duties))."
+    ]
 
 
 def test_bulk_reject_asks_for_a_reason_first(pki, approver_client, alice):

@@ -72,7 +72,9 @@ def test_approvers_reject_with_a_comment_on_a_confirmation_page(pki, issued, ali
     request.refresh_from_db()
     assert request.status == "pending"
     response = client.post(CHANGELIST, {**data, "confirm": "yes", "comment": "Not plausible"}, follow=True)
-    assert f"Recovery #{request.pk} rejected; it is now rejected." in messages_of(response)
+    assert f"Recovery #{request.pk} rejected: it is closed, and can no longer be approved or completed." in messages_of(
+        response
+    )
     assert request.decisions.get().comment == "Not plausible"
 
 
@@ -86,16 +88,17 @@ def test_admin_reports_separation_of_duties_per_request(pki, issued, alice, appr
     data = {"action": "approve_selected", "_selected_action": [own_recovery.pk, other.pk], "confirm": "yes", "comment": ""}
     messages = messages_of(client.post(CHANGELIST, data, follow=True))
     assert any(f"Recovery #{own_recovery.pk} not approved" in m and "separation of duties" in m for m in messages)
-    assert f"Recovery #{other.pk} approved; it is now pending." in messages
+    assert f"Approval 1 of 2 recorded; recovery #{other.pk} waits for a second approver." in messages
 
 
 def test_pki_administrators_request_a_recovery_in_the_admin(pki, issued, pki_admin, client):
     login(client, "pkiadmin")
     page = client.get(f"{CHANGELIST}add/")
     assert page.status_code == 200 and b"Request a key recovery" in page.content
-    page = client.post(f"{CHANGELIST}add/", {"certificate": issued.serial, "employee": "alice", "reason": "x"})
+    alice = issued.employee
+    page = client.post(f"{CHANGELIST}add/", {"certificate": issued.pk, "employee": alice.pk, "reason": "x"})
     assert page.status_code == 200 and b"Name either a certificate" in page.content
-    response = client.post(f"{CHANGELIST}add/", {"certificate": issued.serial, "reason": "Helpdesk 99"}, follow=True)
+    response = client.post(f"{CHANGELIST}add/", {"certificate": issued.pk, "reason": "Helpdesk 99"}, follow=True)
     created = RecoveryRequest.objects.get()
     assert (created.purpose, created.requested_by, created.recipient.username) == ("admin", pki_admin, "alice")
     assert any(f"Recovery request #{created.pk} made" in m for m in messages_of(response))
@@ -140,7 +143,7 @@ def test_deactivate_agent_action_with_confirmation(pki, pki_admin, client, tmp_p
     old.refresh_from_db()
     assert old.is_active
     messages = messages_of(client.post(url, {**data, "confirm": "yes"}, follow=True))
-    assert f"Deactivated {old.name}. Run rewrap_escrow." in messages
+    assert any(m.startswith(f"Deactivated {old.name}: new escrow is no longer encrypted to it") for m in messages)
     assert any(m.startswith("Could not deactivate Replacement") and "only active" in m for m in messages)
     old.refresh_from_db()
     new.refresh_from_db()

@@ -49,11 +49,14 @@ def test_full_recovery_through_the_admin_and_the_self_service_page(
 
     login(client, "approver")
     response = _admin_action(client, "approve_selected", request.pk, comment="Called alice back")
-    assert f"Recovery #{request.pk} approved; it is now pending." in messages_of(response)
+    assert f"Approval 1 of 2 recorded; recovery #{request.pk} waits for a second approver." in messages_of(response)
     client.logout()
     login(client, "approver2")
     response = _admin_action(client, "approve_selected", request.pk, comment="Ticket 4711")
-    assert f"Recovery #{request.pk} approved; it is now approved." in messages_of(response)
+    assert any(
+        m.startswith(f"Approval 2 of 2 recorded; recovery #{request.pk} is approved: a key recovery agent can complete it")
+        for m in messages_of(response)
+    )
     request.refresh_from_db()
     assert request.status == "approved"
     assert [(d.approver.username, d.comment) for d in request.decisions.all()] == [
@@ -72,7 +75,7 @@ def test_full_recovery_through_the_admin_and_the_self_service_page(
     response = client.post(
         complete_url, {"agent_pkcs12": _upload(agent_p12), "passphrase": AGENT_PASSPHRASE}, follow=True
     )
-    assert any("completed: 1 key(s) wait for alice" in m for m in messages_of(response))
+    assert any("completed: 1 recovered key waits for alice on their self-service page until" in m for m in messages_of(response))
     request.refresh_from_db()
     assert request.status == "completed" and request.completed_by == agent_user
     page = client.get(f"{CHANGELIST}{request.pk}/change/").content.decode()

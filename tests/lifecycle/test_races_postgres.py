@@ -79,9 +79,9 @@ def issue_for(user, approver):
 
 def on_crl(certificate) -> bool:
     from enrollment.models import CertificateAuthority
+    from enrollment.revocation.services import crl_current
 
-    ca = CertificateAuthority.objects.get(pk=certificate.issuer_id)
-    crl = x509.load_der_x509_crl(bytes(ca.crl_der))
+    crl = x509.load_der_x509_crl(crl_current(ca=CertificateAuthority.objects.get(pk=certificate.issuer_id)))
     return crl.get_revoked_certificate_by_serial_number(int(certificate.serial, 16)) is not None
 
 

@@ -13,13 +13,15 @@ from portal_testing import PASSWORD
 from audit.models import AuditEvent
 from core.exceptions import InvalidState, NotAllowed, NotFound
 from enrollment.models import Certificate
-from enrollment.revocation.services import certificate_revoke
+from enrollment.revocation.services import certificate_revoke, crl_current
 from escrow.models import EscrowRecord, PickupCopy
 
 
 def _crl(ca) -> x509.CertificateRevocationList:
+    # The CRL served (a revocation marks the stored one stale; see tests/lifecycle/test_crl_batches.py).
+    crl = x509.load_der_x509_crl(crl_current(ca=ca))
     ca.refresh_from_db()
-    return x509.load_der_x509_crl(bytes(ca.crl_der))
+    return crl
 
 
 def test_approver_revokes_and_the_crl_names_the_serial_with_its_reason(pki, issued, approver):

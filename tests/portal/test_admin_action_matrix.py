@@ -48,6 +48,8 @@ ACTIONS = {
     # Not a change yet: the identity change request's add page, for this employee (a PKI administrator asks).
     ("enrollment.employee", "request_identity_change"):        ("no",    "no",    "no",      "no",   "no", "ok",       "ok",       "no"),
     ("enrollment.employee", "request_offboarding_selected"):   ("no",    "no",    "no",      "no",   "no", "ok",       "ok",       "no"),
+    # Not a request yet: the page that submits one for this employee (whoever may approve requests).
+    ("enrollment.employee", "request_certificate_on_behalf"):  ("no",    "no",    "ok",      "no",   "no", "ok",       "ok",       "ok"),
     ("enrollment.rolegrantrequest", "grant_selected"):         ("no",    "no",    "no",      "no",   "no", "ok",       "ok",       "no"),
     ("enrollment.identitychangerequest", "confirm_selected"):  ("no",    "no",    "ok",      "no",   "no", "ok",       "ok",       "ok"),
     ("enrollment.identitychangerequest", "reject_selected"):   ("no",    "no",    "ok",      "no",   "no", "ok",       "ok",       "ok"),
@@ -124,6 +126,9 @@ SPECS = {
     "request_identity_change": Action(
         _objects("enrollment.employee"), lambda w: True,
         answer=lambda r: r.status_code == 302 and "/identitychangerequest/add/?employee_ref=bob" in r["Location"]),
+    "request_certificate_on_behalf": Action(
+        _objects("enrollment.employee"), lambda w: True,
+        answer=lambda r: r.status_code == 302 and r["Location"].endswith("/request-certificate/")),
     "request_offboarding_selected": Action(
         lambda w: w["leaver2"].employee.pk, lambda w: _get("enrollment.offboardingrequest", user=w["leaver2"]),
         ["employee.offboarding_requested"], confirm={"reason": "left the company"}),

@@ -58,6 +58,13 @@ RIGHTS = {
 CUSTOM_PAGES = {
     "audit_auditevent_export":         ("export.csv",            "",  "",  "",  "y", "",  "",  "y", ""),
     "escrow_recoveryrequest_complete": ("{approved}/complete/",  "",  "",  "",  "",  "y", "",  "y", "y"),
+    # The recovery request form's searchable selects: whoever may request a recovery (add).
+    "escrow_recoveryrequest_picker":   ("pick/certificate/",     "",  "",  "",  "y", "",  "y", "y", ""),
+    # The approval queue's decision pages (GET: what would happen; POST: the service decides) and the
+    # request on an employee's behalf: whoever may approve certificate requests (the service's rule).
+    "enrollment_certificaterequest_approve": ("{pk}/approve/",   "",  "",  "y", "",  "",  "y", "y", "y"),
+    "enrollment_certificaterequest_reject": ("{pk}/reject/",     "",  "",  "y", "",  "",  "y", "y", "y"),
+    "enrollment_employee_request_certificate": ("{pk}/request-certificate/", "", "", "y", "", "", "y", "y", "y"),
     # An employee's password nobody sets (tests/portal/test_account_admin.py); a service account's, the superuser.
     "auth_user_password_change":       ("{service}/password/",   "",  "",  "",  "",  "",  "",  "y", ""),
 }
@@ -228,7 +235,7 @@ WRITES = {
     ),
     ("escrow.recoveryrequest", "add"): (
         # All of alice's keys (her own request for her certificate is open already).
-        lambda w: {"certificate": "", "employee": "alice", "reason": "Mailbox audit", "purpose": "", "recipient": ""},
+        lambda w: {"certificate": "", "employee": w["alice"].employee.pk, "reason": "Mailbox audit", "purpose": "", "recipient": ""},
         lambda w: _get("escrow.recoveryrequest", reason="Mailbox audit").exists(), ["recovery.requested"],
     ),
     # Every field is read-only (deactivation is an action): saving changes nothing.
