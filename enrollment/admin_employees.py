@@ -14,6 +14,7 @@ from django.utils.http import urlencode
 from core.admin_tools import FilterLookupsOnlyAdmin, ReadOnlyAdmin, action_confirmation
 from core.exceptions import PortalError, error_message
 
+from .admin_directory_pick import DirectoryPickMixin
 from .admin_on_behalf import RequestOnBehalfMixin
 from .models import Certificate, Employee, OffboardingRequest, RoleGrantRequest
 from .roles import is_pki_administrator
@@ -93,8 +94,12 @@ class EmployeeAddForm(EmployeeServiceForm):
             # Never guess an existing account: someone else's log-in would get this mailbox.
             username = values["mail"].partition("@")[0].strip().lower()
             if get_user_model().objects.filter(username=username).exists():
-                raise ValidationError({"username": f"An account named {username} exists already: type its log-in "
-                                       "name here to link it (only if it is this person's), or choose another."})
+                raise ValidationError(
+                    {
+                        "username": f"An account named {username} exists already: type its log-in "
+                        "name here to link it (only if it is this person's), or choose another."
+                    }
+                )
         return employee_create(actor=self.actor, username=username, **values)
 
 
@@ -123,16 +128,20 @@ class EmployeeChangeForm(EmployeeServiceForm):
 
 
 @admin.register(Employee)
-class EmployeeAdmin(RequestOnBehalfMixin, FilterLookupsOnlyAdmin):
+class EmployeeAdmin(DirectoryPickMixin, RequestOnBehalfMixin, FilterLookupsOnlyAdmin):
     """Employees are created and changed through the services (audited, domain rule, certificates
-    bind the identity); never deleted here: leavers are offboarded."""
+    bind the identity); never deleted here: leavers are offboarded. The add page can fill its form
+    in from a person found in the directory (admin_directory_pick.py)."""
 
     list_display = ["mail", "given_name", "surname", "department", "user", "is_active"]
     search_fields = ["mail", "given_name", "surname", "user__username", "department"]
     list_filter = ["department", "user__is_active"]
     list_select_related = ["user"]
     actions = [
-        "offboard_selected", "request_offboarding_selected", "request_identity_change", "request_certificate_on_behalf",
+        "offboard_selected",
+        "request_offboarding_selected",
+        "request_identity_change",
+        "request_certificate_on_behalf",
     ]
     # The add form: the person first (names, mail, department), the log-in name last and optional.
     ADD_FIELDS = ["given_name", "surname", "mail", "department", "directory_dn", "username"]
@@ -170,7 +179,9 @@ class EmployeeAdmin(RequestOnBehalfMixin, FilterLookupsOnlyAdmin):
 
     @admin.display(description="valid certificates")
     def valid_certificates(self, obj):
-        serials = obj.certificates.filter(status=Certificate.Status.VALID).order_by("pk").values_list("serial", flat=True)
+        serials = (
+            obj.certificates.filter(status=Certificate.Status.VALID).order_by("pk").values_list("serial", flat=True)
+        )
         return ", ".join(serials) or "-"
 
     def has_offboard_permission(self, request):
@@ -185,7 +196,11 @@ class EmployeeAdmin(RequestOnBehalfMixin, FilterLookupsOnlyAdmin):
                 try:
                     revoked = employee_offboard(user=employee.user, actor=request.user, acknowledge_consequences=accept)
                 except (PortalError, ValidationError) as exc:
-                    self.message_user(request, f"Could not offboard {employee.mail}: {error_message(exc, separator='; ')}", messages.ERROR)
+                    self.message_user(
+                        request,
+                        f"Could not offboard {employee.mail}: {error_message(exc, separator='; ')}",
+                        messages.ERROR,
+                    )
                 else:
                     self.message_user(
                         request,
@@ -195,17 +210,24 @@ class EmployeeAdmin(RequestOnBehalfMixin, FilterLookupsOnlyAdmin):
                     )
             return None
         return action_confirmation(
-            self, request, queryset, form=form, title="Offboard employees",
+            self,
+            request,
+            queryset,
+            form=form,
+            title="Offboard employees",
             question="Offboard these employees? Their certificates are revoked (cessation of operation) and "
             "removed from the directory, pending requests are withdrawn and the accounts deactivated. "
             "Escrowed keys stay, so their mail can still be recovered.",
-            action="offboard_selected", button="Offboard",
+            action="offboard_selected",
+            button="Offboard",
         )
 
     def has_request_identity_change_permission(self, request):
         return request.user.is_active and is_pki_administrator(request.user)
 
-    @admin.action(description="Request identity change (second person confirms)…", permissions=["request_identity_change"])
+    @admin.action(
+        description="Request identity change (second person confirms)…", permissions=["request_identity_change"]
+    )
     def request_identity_change(self, request, queryset):
         """One employee at a time: the request's add page with the employee filled in."""
         if queryset.count() != 1:
@@ -223,25 +245,33 @@ class EmployeeAdmin(RequestOnBehalfMixin, FilterLookupsOnlyAdmin):
         if form.is_bound and form.is_valid():
             for employee in queryset.select_related("user").order_by("pk"):
                 try:
-                    offboarding_request_create(user=employee.user, actor=request.user, reason=form.cleaned_data["reason"])
+                    offboarding_request_create(
+                        user=employee.user, actor=request.user, reason=form.cleaned_data["reason"]
+                    )
                 except (PortalError, ValidationError) as exc:
                     self.message_user(
-                        request, f"Offboarding of {employee.mail} not requested: {error_message(exc, separator='; ')}",
+                        request,
+                        f"Offboarding of {employee.mail} not requested: {error_message(exc, separator='; ')}",
                         messages.ERROR,
                     )
                 else:
                     self.message_user(
                         request,
                         f"Requested the offboarding of {employee.mail}; another PKI administrator confirms it "
-                        "with \"Offboard selected employees\".",
+                        'with "Offboard selected employees".',
                         messages.SUCCESS,
                     )
             return None
         return action_confirmation(
-            self, request, queryset, form=form, title="Request offboarding of trusted accounts",
+            self,
+            request,
+            queryset,
+            form=form,
+            title="Request offboarding of trusted accounts",
             question="These accounts hold a trusted role: offboarding them needs two PKI administrators. "
             "Record your request; a second PKI administrator then offboards them.",
-            action="request_offboarding_selected", button="Request offboarding",
+            action="request_offboarding_selected",
+            button="Request offboarding",
         )
 
 

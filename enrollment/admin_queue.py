@@ -27,7 +27,7 @@ from enrollment.services.issuance import issuance_in_background
 from enrollment.services.requests import certificate_request_approve, certificate_request_reject
 
 from .models import CertificateRequest
-from .selectors import request_duty_conflict, requests_pending
+from .selectors import issuance_progress, request_duty_conflict, requests_pending
 
 PENDING = CertificateRequest.State.PENDING
 ALL_STATES = "all"
@@ -125,7 +125,7 @@ def approval_summary(outcome: Outcome, *, background: bool) -> str:
     if outcome.done:
         parts.append(
             f"{_count(len(outcome.done))} approved; "
-            + ("issuing in the background" if background else "certificates issued")
+            + ("issuing in the background (the queue shows how far)" if background else "certificates issued")
         )
     if outcome.failed:
         parts.append(f"{len(outcome.failed)} approved but not issued: {Outcome.listed(outcome.failed)}")
@@ -235,6 +235,9 @@ class ApprovalQueueMixin:
         if showing_pending(request) and "title" not in extra_context:
             count = requests_pending().count()
             extra_context["title"] = f"Approval queue: {_count(count)} waiting for approval"
+        if request.method == "GET":
+            progress = issuance_progress()  # bulk approvals issued by workers: how far they are
+            extra_context["issuance_progress"] = progress if progress.active else None
         return super().changelist_view(request, extra_context)
 
     # --- who asks: the employee's directory details, their other certificates and requests ---

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
 
 from core.exceptions import ConfigurationError, NotFound
 
@@ -37,6 +41,41 @@ def request_duty_conflict(*, request: CertificateRequest, user) -> str:
 def requests_pending() -> QuerySet[CertificateRequest]:
     """The approval queue, oldest first."""
     return CertificateRequest.objects.filter(state=CertificateRequest.State.PENDING).order_by("created_at", "pk")
+
+
+@dataclass(frozen=True)
+class IssuanceProgress:
+    """Approved requests the workers have yet to issue, and of those approved in the last hour
+    how many are issued and how many failed."""
+
+    waiting: int
+    oldest_approved_at: datetime | None
+    issued_last_hour: int
+    failed_last_hour: int
+
+    @property
+    def active(self) -> bool:
+        return bool(self.waiting)
+
+
+def issuance_progress() -> IssuanceProgress:
+    """One aggregate query: the progress of issuance in the background (bulk approvals on workers)."""
+    State = CertificateRequest.State
+    since = timezone.now() - timedelta(hours=1)
+    figures = CertificateRequest.objects.filter(
+        Q(state=State.APPROVED) | Q(state__in=[State.ISSUED, State.FAILED], decided_at__gte=since)
+    ).aggregate(
+        waiting=Count("pk", filter=Q(state=State.APPROVED)),
+        oldest=Min("decided_at", filter=Q(state=State.APPROVED)),
+        issued=Count("pk", filter=Q(state=State.ISSUED)),
+        failed=Count("pk", filter=Q(state=State.FAILED)),
+    )
+    return IssuanceProgress(
+        waiting=figures["waiting"],
+        oldest_approved_at=figures["oldest"],
+        issued_last_hour=figures["issued"],
+        failed_last_hour=figures["failed"],
+    )
 
 
 def requests_of_user(*, user) -> QuerySet[CertificateRequest]:

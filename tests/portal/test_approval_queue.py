@@ -265,9 +265,28 @@ def test_a_bulk_approval_on_workers_keeps_one_line_and_issues_nothing_here(
     response = _client(approver).post(
         CHANGELIST, {"action": "approve_selected", "_selected_action": [r.pk for r in requests]}, follow=True
     )
-    assert [str(m) for m in response.context["messages"]] == ["2 requests approved; issuing in the background."]
+    assert [str(m) for m in response.context["messages"]] == [
+        "2 requests approved; issuing in the background (the queue shows how far)."
+    ]
     assert sorted(queued) == sorted(r.pk for r in requests)
     assert set(CertificateRequest.objects.values_list("state", flat=True)) == {"approved"}
+
+    # The queue the approver lands on shows how far the workers are: 2 wait, none issued yet.
+    progress = response.context["issuance_progress"]
+    assert (progress.waiting, progress.issued_last_hour, progress.failed_last_hour) == (2, 0, 0)
+    box = response.content.decode()
+    assert '<a href="?state__exact=approved">2 approved requests</a> wait for a worker' in box
+    assert '<progress id="issuance-progress-bar" max="2" value="0">' in box
+
+    # A worker issues one, another fails: the box follows; once none waits, it is gone.
+    first, second = requests
+    CertificateRequest.objects.filter(pk=first.pk).update(state="issued")
+    progress = _client(approver).get(CHANGELIST).context["issuance_progress"]
+    assert (progress.waiting, progress.issued_last_hour, progress.failed_last_hour) == (1, 1, 0)
+    CertificateRequest.objects.filter(pk=second.pk).update(state="failed", reason="worker test")
+    queue = _client(approver).get(CHANGELIST)
+    assert queue.context["issuance_progress"] is None
+    assert 'id="issuance-progress"' not in queue.content.decode()
 
 
 # --- The admin home ------------------------------------------------------------------------------
