@@ -35,3 +35,11 @@ new entry and removes them from the old one.
 
 sender: the Employee class. Arguments: `employee` (the saved row, with its new DN).
 """
+
+employee_created = Signal()
+"""Sent by `services.employees.employee_create` for each new employee record.
+
+sender: the Employee class. Arguments: `employee` (the saved row), `account_created` (True when
+the call made the account too, password-less), `actor` (who created it). The portal links such a
+new account to the person's directory entry, so that they log in with their directory password.
+"""

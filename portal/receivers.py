@@ -9,6 +9,9 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import m2m_changed, post_save
 from django_auth_ldap.backend import ldap_error
 
+from enrollment.signals import employee_created
+
+from .directory_links import link_new_account_to_its_entry
 from .ldap_auth import PortalLDAPBackend, describe_ldap_error
 from .services import api_tokens_revoke_stale
 
@@ -36,6 +39,7 @@ def revoke_tokens_on_role_change(sender, *, instance, action, reverse, pk_set, *
 
 
 def connect() -> None:
+    employee_created.connect(link_new_account_to_its_entry, dispatch_uid="portal.link_new_account_to_its_entry")
     ldap_error.connect(log_directory_error, sender=PortalLDAPBackend, dispatch_uid="portal.log_directory_error")
     user_model = get_user_model()
     post_save.connect(revoke_tokens_on_account_change, sender=user_model, dispatch_uid="portal.revoke_tokens_on_save")

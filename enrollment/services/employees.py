@@ -110,6 +110,7 @@ def employee_create(*, actor, username: str, mail: str, **fields) -> Employee:
             "surname": employee.surname,
         },
     )
+    signals.employee_created.send(sender=Employee, employee=employee, account_created=account == "created", actor=actor)
     return employee
 
 
