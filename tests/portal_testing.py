@@ -58,3 +58,31 @@ def audit_tamper(change):
         finally:
             cursor.execute("ALTER TABLE escrow_auditevent ENABLE TRIGGER USER")
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def race(*calls, timeout: float = 60) -> list[tuple[str, object]]:
+    """Run the calls in threads released together; each gives ("ok", result) or ("error", exception)."""
+    import threading
+
+    from django.db import connection, connections
+
+    barrier = threading.Barrier(len(calls), timeout=timeout)
+    outcomes: list[tuple[str, object] | None] = [None] * len(calls)
+
+    def run(index, call):
+        try:
+            connection.ensure_connection()  # connect before the barrier: released means racing
+            barrier.wait()
+            outcomes[index] = ("ok", call())
+        except Exception as exc:  # noqa: BLE001 - the outcome is what is judged
+            outcomes[index] = ("error", exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(index, call)) for index, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a racing thread hangs"
+    return outcomes

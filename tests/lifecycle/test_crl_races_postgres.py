@@ -8,11 +8,10 @@ names every revoked certificate, and the CRL served always does.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from cryptography import x509
-from django.db import connection, connections
+from django.db import connection
+from portal_testing import race
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="races need concurrent writers: PostgreSQL only"),
@@ -20,29 +19,6 @@ pytestmark = [
 ]
 
 ROUNDS = 8
-
-
-def race(*calls, timeout: float = 60) -> list[tuple[str, object]]:
-    barrier = threading.Barrier(len(calls), timeout=timeout)
-    outcomes: list[tuple[str, object] | None] = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            connection.ensure_connection()  # connect before the barrier: released means racing
-            barrier.wait()
-            outcomes[index] = ("ok", call())
-        except Exception as exc:  # noqa: BLE001 - the outcome is what is judged
-            outcomes[index] = ("error", exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(index, call)) for index, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a racing thread hangs"
-    return outcomes
 
 
 def test_a_crl_marked_current_names_every_committed_revocation(pki, alice, approver):

@@ -11,13 +11,13 @@ constraints' 409s are tested on both, in test_only_one_constraints.py).
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from cryptography import x509
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
+from portal_testing import race
 
 pytestmark = [
     pytest.mark.skipif(
@@ -28,30 +28,6 @@ pytestmark = [
 ]
 
 ROUNDS = 20
-
-
-def race(*calls, timeout: float = 60) -> list[tuple[str, object]]:
-    """Run the calls in threads released together; each gives ("ok", result) or ("error", exception)."""
-    barrier = threading.Barrier(len(calls), timeout=timeout)
-    outcomes: list[tuple[str, object] | None] = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            connection.ensure_connection()  # connect before the barrier: released means racing
-            barrier.wait()
-            outcomes[index] = ("ok", call())
-        except Exception as exc:  # noqa: BLE001 - the outcome is what is judged
-            outcomes[index] = ("error", exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(index, call)) for index, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a racing thread hangs"
-    return outcomes
 
 
 def errors_of(outcomes) -> list[Exception]:
