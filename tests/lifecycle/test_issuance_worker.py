@@ -290,7 +290,7 @@ def test_admin_bulk_approve_returns_at_once_with_one_line_and_the_worker_issues_
     issued_when_answered = CertificateRequest.objects.filter(state="issued").count()
 
     assert response.status_code == 200
-    assert [str(m) for m in response.context["messages"]] == [f"{BULK} requests approved; issuing in the background."]
+    assert [str(m) for m in response.context["messages"]] == [f"{BULK} requests approved; issuing in the background (the queue shows how far)."]
     # Twelve RSA-3072 key generations take seconds on two cores; the page does not wait for them.
     assert answered < 3.0, answered
     assert issued_when_answered < BULK
