@@ -294,6 +294,14 @@ def approver2(make_user):
 
 
 @pytest.fixture
+def pki_admin(make_user):
+    """A PKI administrator (modules that need another name or none define their own)."""
+    from enrollment.roles import PKI_ADMINISTRATORS
+
+    return make_user("pkiadmin", groups=[PKI_ADMINISTRATORS], given_name="Petra", surname="Admin")
+
+
+@pytest.fixture
 def auditor(make_user):
     from enrollment.roles import AUDITORS
 

@@ -1,5 +1,5 @@
 """The key recovery agent the recovery and mail tests share: its account, its PKCS#12 and its
-passphrase, and the PKI administrator who asks for recoveries (tests/escrow, tests/notifications)."""
+passphrase (tests/escrow, tests/notifications; the PKI administrator who asks is tests/conftest.py's pki_admin)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,6 @@ def agent_user(make_user):
     return make_user("agent", groups=[KEY_RECOVERY_AGENTS], given_name="Kim", surname="Agent")
 
 
-@pytest.fixture
-def pki_admin(make_user):
-    from enrollment.roles import PKI_ADMINISTRATORS
-
-    return make_user("pkiadmin", groups=[PKI_ADMINISTRATORS], given_name="Petra", surname="Admin")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from django.contrib.auth import authenticate
 from slapd_server import DIRECTORY_PASSWORDS, person_dn
 
 from audit.models import AuditEvent
-from enrollment.roles import PKI_ADMINISTRATORS
 from enrollment.services.employees import employee_create
 from portal.ldap_auth import LDAP_BACKEND
 from portal.models import DirectoryAccount
@@ -17,9 +16,6 @@ from portal.models import DirectoryAccount
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def pki_admin(make_user):
-    return make_user("pkiadmin", groups=[PKI_ADMINISTRATORS], given_name="Petra", surname="Admin")
 
 
 def _create(pki_admin, capture, **fields):

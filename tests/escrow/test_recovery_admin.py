@@ -11,7 +11,6 @@ from test_recovery_support import (  # noqa: F401 - fixtures
     csrf_free_text,
     login,
     messages_of,
-    pki_admin,
 )
 
 from enrollment.services.requests import certificate_request_approve, certificate_request_create

@@ -20,7 +20,6 @@ from test_recovery_support import (  # noqa: F401 - fixtures
     approved_recovery,
     login,
     messages_of,
-    pki_admin,
 )
 
 from escrow.admin_messages import decision_outcome

@@ -12,7 +12,6 @@ from test_recovery_support import (  # noqa: F401 - fixtures
     agent_p12,
     agent_user,
     approved_recovery,
-    pki_admin,
     spki,
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
-from test_recovery_support import AGENT_PASSPHRASE, agent_p12, agent_user, approved_recovery, pki_admin  # noqa: F401
+from test_recovery_support import AGENT_PASSPHRASE, agent_p12, agent_user, approved_recovery  # noqa: F401
 
 from core.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuties
 from enrollment.services.requests import certificate_request_approve, certificate_request_create

@@ -8,7 +8,7 @@ import re
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from portal_testing import PASSWORD
-from recovery_testing import AGENT_PASSPHRASE, agent_p12, agent_user, pki_admin  # noqa: F401 - shared fixtures
+from recovery_testing import AGENT_PASSPHRASE, agent_p12, agent_user  # noqa: F401 - shared fixtures
 
 DOWNLOAD_PASSPHRASE = "recipient-chooses-this-9Zk"
 

@@ -16,7 +16,6 @@ from test_recovery_support import (  # noqa: F401 - fixtures
     approved_recovery,
     login,
     messages_of,
-    pki_admin,
 )
 
 from audit.models import AuditEvent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from portal_testing import PASSWORD
-from recovery_testing import agent_p12, agent_user, pki_admin  # noqa: F401 - shared fixtures
+from recovery_testing import agent_p12, agent_user  # noqa: F401 - shared fixtures
 
 
 @pytest.fixture

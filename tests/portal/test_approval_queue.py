@@ -16,7 +16,6 @@ from second_factor_testing import enforced, to_second_factor, unverified_client 
 
 from audit.models import AuditEvent
 from enrollment.models import CertificateRequest, Employee
-from enrollment.roles import PKI_ADMINISTRATORS
 from enrollment.selectors import request_duty_conflict
 from enrollment.services.requests import (
     certificate_request_approve,
@@ -53,9 +52,6 @@ def _request(employee_user, *, submitted_by=None, key_type="ec-p256"):
     )
 
 
-@pytest.fixture
-def pki_admin(make_user):
-    return make_user("pkiadmin", groups=[PKI_ADMINISTRATORS], given_name="Petra", surname="Admin")
 
 
 # --- The queue -------------------------------------------------------------------------------

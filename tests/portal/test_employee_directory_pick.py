@@ -17,7 +17,6 @@ from portal_testing import PASSWORD
 from enrollment import admin_directory_pick
 from enrollment.directory.people import DirectoryPeople, DirectoryPerson, search_words
 from enrollment.models import Employee
-from enrollment.roles import PKI_ADMINISTRATORS
 
 pytestmark = pytest.mark.django_db
 
@@ -42,9 +41,6 @@ def _person(uid: str, **values) -> DirectoryPerson:
     return DirectoryPerson(dn=f"uid={uid},{PEOPLE_DN}", login_name=uid, **{**defaults, **values})
 
 
-@pytest.fixture
-def pki_admin(make_user):
-    return make_user("pkiadmin", groups=[PKI_ADMINISTRATORS], given_name="Petra", surname="Admin")
 
 
 @pytest.fixture
