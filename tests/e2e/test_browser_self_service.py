@@ -252,6 +252,35 @@ def test_the_recovered_key_pages_fit_and_pass_axe(  # noqa: F811
     visitor.context.close()
 
 
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_the_lockout_and_mail_setup_pages_fit_and_pass_axe(  # noqa: F811
+    browser, live_server, pki, make_user, pki_admin, settings, tmp_path, size
+):
+    """The page a locked-out person meets, and the administrators' mail-service set-up page."""
+    from playwright.sync_api import expect
+
+    administrator = Visitor(browser, live_server, size, screenshot_dir(tmp_path))
+    portal_login(administrator.page, pki_admin.username, PASSWORD)
+    administrator.visit("/staff/mail-setup/", "mail-setup")
+    expect(administrator.page.get_by_role("link", name=re.compile(r"\.p7b"))).not_to_have_count(0)
+    administrator.context.close()
+
+    # Last: five failures lock the source address (this browser's) as well as the account.
+    make_user("mallory", given_name="Mallory", surname="Guesser")
+    visitor = Visitor(browser, live_server, size, screenshot_dir(tmp_path))
+    page = visitor.page
+    page.goto("/login/")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        page.get_by_label("Username").fill("mallory")
+        page.get_by_label("Password").fill("not the password at all")
+        with page.expect_navigation() as navigation:
+            page.get_by_role("button", name="Log in").click()
+    assert navigation.value.status == 429, navigation.value.status
+    expect(page.get_by_role("heading", level=1)).to_contain_text("locked")
+    visitor.check("locked-out")
+    visitor.context.close()
+
+
 def test_the_checks_catch_what_they_are_for(browser, live_server, pki, tmp_path):  # noqa: F811
     """A button without a name and a too-wide element, put into a real page: axe and assert_fits see them."""
     from axe_testing import axe_violations
