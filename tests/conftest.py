@@ -10,7 +10,6 @@ tests/portal/test_production_hasher.py keeps the configured hashers and logs in 
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
-from portal_testing import PASSWORD, TEST_BASE_URL, require_tool
+from portal_testing import PASSWORD, TEST_BASE_URL
 
 FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PRODUCTION_PASSWORD_HASHERS = pytest.StashKey[list]()
@@ -129,25 +128,26 @@ def second_factor_exemption_as_for_the_demo_accounts(monkeypatch):
     monkeypatch.setattr("portal.second_factor.DEMO_USERNAMES", _EveryName())
 
 
+def pkilint_run(tool: str, *pems: bytes, args: tuple[str, ...] = ()) -> tuple[int, str]:
+    """A pkilint linter's command line on PEM/DER data: (exit code, output); see tests/pkilint_testing.py."""
+    import tempfile
+
+    from pkilint_testing import pkilint_in_process
+
+    directory = Path(tempfile.mkdtemp())
+    paths = []
+    for index, pem in enumerate(pems):
+        path = directory / f"{index}.pem"
+        path.write_bytes(pem)
+        paths.append(str(path))
+    result = pkilint_in_process(tool, *args, *paths)
+    return result.returncode, result.stdout + result.stderr
+
+
 @pytest.fixture
 def pkilint():
-    """Runs a pkilint CLI on PEM data; returns (exit code, output)."""
-
-    def run(tool: str, *pems: bytes, args: tuple[str, ...] = (), tmp: Path | None = None):
-        import tempfile
-
-        directory = Path(tempfile.mkdtemp())
-        paths = []
-        for index, pem in enumerate(pems):
-            path = directory / f"{index}.pem"
-            path.write_bytes(pem)
-            paths.append(str(path))
-        result = subprocess.run(
-            [require_tool(tool), *args, *paths], capture_output=True, text=True, timeout=120
-        )
-        return result.returncode, result.stdout + result.stderr
-
-    return run
+    """Runs a pkilint linter on PEM data; returns (exit code, output). See pkilint_run."""
+    return pkilint_run
 
 
 @dataclass

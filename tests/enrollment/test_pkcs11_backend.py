@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkilint_testing import is_pkilint_tool, pkilint_in_process
 from portal_testing import BIN, TEST_BASE_URL, require_tool
 from softhsm import SoftHsm
 
@@ -57,6 +58,8 @@ def _token_key(hsm: SoftHsm, key_type: str) -> Pkcs11KeyBackend:
 
 
 def _run(*args) -> subprocess.CompletedProcess[str]:
+    if is_pkilint_tool(args[0]):  # in this process: tests/pkilint_testing.py
+        return pkilint_in_process(*args)
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, errors="replace", timeout=120)
 
 

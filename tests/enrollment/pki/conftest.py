@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from pkilint_testing import is_pkilint_tool, pkilint_in_process, run_console_script
 
 from enrollment.pki import ca, keys, profiles
 from enrollment.pki.backends import InMemoryKeyBackend
 from enrollment.pki.keys import PrivateKey
 
-ORG = profiles.Organization(
-    name="Example Widgets Inc.", organization_identifier="NTRUS+CA-1234567", country="US"
-)
+ORG = profiles.Organization(name="Example Widgets Inc.", organization_identifier="NTRUS+CA-1234567", country="US")
 BIN = Path(sys.executable).parent  # the venv's console scripts (pkilint CLIs)
 
 
@@ -136,9 +135,10 @@ def _require_tool(name: str) -> str:
 
 
 def _run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, errors="replace", timeout=120
-    )
+    """A command line; pkilint's linters run in this process (tests/pkilint_testing.py)."""
+    if is_pkilint_tool(args[0]):
+        return pkilint_in_process(*args)
+    return run_console_script(*args)
 
 
 # Helpers as fixtures: test modules must not import conftest (module name clashes).

@@ -57,24 +57,46 @@ def test_issued_certificate_passes_pkilint(
     assert any(f.code == "pkix.subject_key_identifier_method_1_identified" for f in findings)
 
 
+def test_the_console_scripts_answer_as_the_in_process_runs_do(
+    ec_pki, subscriber_keys, subscriber_builder, write_pem, venv_bin, tmp_path
+):
+    """The suite runs pkilint's linters in process (tests/pkilint_testing.py): the real console
+    scripts, as an auditor runs them, give the same exit code and the same findings."""
+    from pkilint_testing import pkilint_in_process, run_console_script
+
+    leaf = write_pem(
+        tmp_path / "leaf.pem",
+        ec_pki.backend.sign_certificate(subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key())),
+    )
+    root = write_pem(tmp_path / "root.pem", ec_pki.root)  # a CA, linted as a subscriber: findings
+    for command in (
+        ("lint_cabf_smime_cert", "lint", "-d", "-o", "-s", "WARNING", leaf),
+        ("lint_cabf_smime_cert", "lint", "-t", "MAILBOX-STRICT", "-s", "WARNING", root),
+        ("lint_pkix_cert", "lint", "-s", "WARNING", root),
+    ):
+        script = run_console_script(venv_bin / command[0], *command[1:])
+        in_process = pkilint_in_process(command[0], *command[1:])
+        assert (in_process.returncode, in_process.stdout, in_process.stderr) == (
+            script.returncode,
+            script.stdout,
+            script.stderr,
+        ), command
+    assert script.returncode == 0 and "ERROR" not in script.stdout
+    assert run_console_script(venv_bin / "lint_cabf_smime_cert", "lint", "-t", "MAILBOX-STRICT", root).returncode != 0
+
+
 @pytest.mark.parametrize("usage", ["signing", "encryption"])
 @pytest.mark.parametrize("key_type", ["rsa-3072", "ec-p384"])
-def test_single_use_certificates_pass_pkilint(
-    ec_pki, subscriber_keys, subscriber_builder, key_type, usage
-):
+def test_single_use_certificates_pass_pkilint(ec_pki, subscriber_keys, subscriber_builder, key_type, usage):
     for certificate_type in profiles.CERTIFICATE_TYPES:
         cert = ec_pki.backend.sign_certificate(
-            subscriber_builder(
-                ec_pki, subscriber_keys[key_type].public_key(), certificate_type, usage
-            )
+            subscriber_builder(ec_pki, subscriber_keys[key_type].public_key(), certificate_type, usage)
         )
         assert warnings_or_worse(lint.lint_smime_certificate(cert)) == []
 
 
 @pytest.mark.parametrize("chain", ["rsa", "ec"])
-def test_root_and_issuing_ca_pass_the_chain_linter(
-    pkis, write_pem, run_cli, venv_bin, tmp_path, chain
-):
+def test_root_and_issuing_ca_pass_the_chain_linter(pkis, write_pem, run_cli, venv_bin, tmp_path, chain):
     pki = pkis[chain]
     root = write_pem(tmp_path / "root.pem", pki.root)
     issuing = write_pem(tmp_path / "issuing.pem", pki.issuing)
@@ -84,9 +106,7 @@ def test_root_and_issuing_ca_pass_the_chain_linter(
 
 
 @pytest.mark.parametrize("chain", ["rsa", "ec"])
-def test_ca_certificates_pass_the_rfc5280_linter(
-    pkis, write_pem, run_cli, venv_bin, tmp_path, chain
-):
+def test_ca_certificates_pass_the_rfc5280_linter(pkis, write_pem, run_cli, venv_bin, tmp_path, chain):
     for name in ("root", "issuing"):
         path = write_pem(tmp_path / f"{name}.pem", getattr(pkis[chain], name))
         result = run_cli(venv_bin / "lint_pkix_cert", "lint", "-s", "WARNING", path)
@@ -119,38 +139,26 @@ def _variant(cert: x509.Certificate, *, subject=None, replace=None) -> x509.Cert
 
 @pytest.fixture
 def good_certificate(ec_pki, subscriber_keys, subscriber_builder):
-    return ec_pki.backend.sign_certificate(
-        subscriber_builder(ec_pki, subscriber_keys["rsa-3072"].public_key())
-    )
+    return ec_pki.backend.sign_certificate(subscriber_builder(ec_pki, subscriber_keys["rsa-3072"].public_key()))
 
 
 def test_copied_builder_is_clean(ec_pki, good_certificate):
-    findings = lint.lint_before_signing(
-        _variant(good_certificate), ca_public_key=ec_pki.issuing_key.public_key()
-    )
+    findings = lint.lint_before_signing(_variant(good_certificate), ca_public_key=ec_pki.issuing_key.public_key())
     assert warnings_or_worse(findings) == []
 
 
 def test_lint_before_signing_blocks_server_auth(ec_pki, good_certificate):
     builder = _variant(
         good_certificate,
-        replace=x509.ExtendedKeyUsage(
-            [ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.SERVER_AUTH]
-        ),
+        replace=x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.SERVER_AUTH]),
     )
-    blocking = lint.blocking_findings(
-        lint.lint_before_signing(builder, ca_public_key=ec_pki.issuing_key.public_key())
-    )
-    assert [(f.severity, f.code) for f in blocking] == [
-        ("ERROR", "cabf.smime.prohibited_eku_present")
-    ]
+    blocking = lint.blocking_findings(lint.lint_before_signing(builder, ca_public_key=ec_pki.issuing_key.public_key()))
+    assert [(f.severity, f.code) for f in blocking] == [("ERROR", "cabf.smime.prohibited_eku_present")]
     assert blocking[0].path.startswith("certificate.tbsCertificate.extensions")
 
 
 def test_lint_before_signing_blocks_street_address(ec_pki, good_certificate):
-    subject = x509.Name(
-        list(good_certificate.subject) + [x509.NameAttribute(NameOID.STREET_ADDRESS, "1 Main St")]
-    )
+    subject = x509.Name(list(good_certificate.subject) + [x509.NameAttribute(NameOID.STREET_ADDRESS, "1 Main St")])
     blocking = lint.blocking_findings(
         lint.lint_before_signing(
             _variant(good_certificate, subject=subject),
@@ -165,9 +173,7 @@ def test_maximum_validity_is_flagged_and_refused(ec_pki, subscriber_keys, subscr
     builder = subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key(), validity_days=825)
     findings = lint.lint_before_signing(builder, ca_public_key=ec_pki.issuing_key.public_key())
     # The gate refuses WARNINGs too: whatever the portal signs lints clean at WARNING.
-    assert [f.code for f in lint.blocking_findings(findings)] == [
-        "cabf.smime.certificate_validity_period_at_maximum"
-    ]
+    assert [f.code for f in lint.blocking_findings(findings)] == ["cabf.smime.certificate_validity_period_at_maximum"]
     builder = subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key(), validity_days=824)
     findings = lint.lint_before_signing(builder, ca_public_key=ec_pki.issuing_key.public_key())
     assert warnings_or_worse(findings) == []
@@ -183,9 +189,7 @@ def test_throwaway_keys_match_the_ca_algorithm_and_are_cached(pkis):
 
 
 def test_validators_are_built_once(ec_pki, subscriber_keys, subscriber_builder):
-    cert = ec_pki.backend.sign_certificate(
-        subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key())
-    )
+    cert = ec_pki.backend.sign_certificate(subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key()))
     lint.lint_smime_certificate(cert)
     cached = dict(lint._validators)
     lint.lint_smime_certificate(cert)
