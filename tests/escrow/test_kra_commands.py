@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from portal_testing import TEST_BASE_URL, require_tool
+from python_forkserver import run_python
 from test_recovery_support import AGENT_PASSPHRASE, DOWNLOAD_PASSPHRASE, agent_p12, agent_user, spki  # noqa: F401
 
 from audit.models import AuditEvent
@@ -290,16 +291,15 @@ def _write(tmp_path, text):
 def test_commands_fail_without_traceback_in_a_subprocess(pki, tmp_path):
     """The real CLI: one line on stderr, exit status 1 (no Python traceback)."""
     import os
-    import sys
 
     from django.conf import settings
 
     # A real base URL: the placeholder's start-up warning (portal.W001) would be on stderr too.
     env = {**os.environ, "PORTAL_DATA_DIR": str(tmp_path / "data"), "PORTAL_KRA_PASSPHRASE": "x" * 12,
            "PORTAL_BASE_URL": "http://pki.widgets-inc.com"}
-    result = subprocess.run(
-        [sys.executable, str(settings.BASE_DIR / "manage.py"), "import_kra", str(tmp_path / "missing.pem")],
-        capture_output=True, text=True, env=env, cwd=settings.BASE_DIR,
+    result = run_python(
+        [str(settings.BASE_DIR / "manage.py"), "import_kra", str(tmp_path / "missing.pem")],
+        env=env, cwd=settings.BASE_DIR,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and result.stderr.strip().startswith("CommandError: cannot read")

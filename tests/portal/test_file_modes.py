@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 from django.db import connection
+from python_forkserver import run_python
 
 from portal.data_files import sqlite_file_private
 from portal.environment import private_directory
@@ -23,10 +23,9 @@ def _mode(path: Path) -> int:
 def _manage(data_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_") and k != "DATABASE_URL"}
     env = {**inherited, "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [sys.executable, "manage.py", *arguments], cwd=ROOT, env=env, capture_output=True, text=True,
-        check=True, timeout=300, umask=0o022,  # the usual umask, which alone would give 0644 / 0755
-    )
+    return run_python(
+        ["manage.py", *arguments], cwd=ROOT, env=env, check=True, umask=0o022
+    )  # the usual umask, which alone would give 0644 / 0755
 
 
 def test_a_fresh_migrate_leaves_the_database_and_the_data_directory_private(tmp_path):

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.core.checks import ERROR, run_checks
 from django.core.management import CommandError, call_command
+from python_forkserver import run_python
 
 from portal.checks import PRODUCTION_TAG
 from portal.checks_deploy import secret_strength_problem
@@ -54,10 +54,7 @@ def production_environment(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 
 def run(tmp_path: Path, *arguments: str, **overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *arguments], cwd=ROOT, env=production_environment(tmp_path, **overrides),
-        capture_output=True, text=True, check=False, timeout=300,
-    )
+    return run_python([*arguments], cwd=ROOT, env=production_environment(tmp_path, **overrides))
 
 
 def test_check_deploy_is_clean_on_a_full_production_configuration(tmp_path):
@@ -152,9 +149,7 @@ def _database_settings(tmp_path: Path, **variables: str) -> str:
     )
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_") and k != "DATABASE_URL"}
     env = {**inherited, "DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_DATA_DIR": str(tmp_path), **variables}
-    return subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return run_python(["-c", script], cwd=ROOT, env=env, check=True).stdout.strip()
 
 
 def test_database_connections_are_bounded(tmp_path):

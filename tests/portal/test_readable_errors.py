@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.utils.html import escape
+from python_forkserver import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,14 +36,10 @@ def _development_environment(data_dir: Path, **overrides: str) -> dict[str, str]
 
 
 def _manage(data_dir: Path, *arguments: str, **overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *arguments],
+    return run_python(
+        ["manage.py", *arguments],
         cwd=ROOT,
         env=_development_environment(data_dir, **overrides),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
     )
 
 

@@ -6,11 +6,11 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.core.checks import ERROR, WARNING, run_checks
+from python_forkserver import run_python
 
 from portal.checks import SETTINGS_TAG
 
@@ -20,9 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _engine_with(tmp_path, database_url: str) -> str:
     env = {**os.environ, "DATABASE_URL": database_url, "PORTAL_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "portal.settings"}
     script = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
-    return subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return run_python(["-c", script], cwd=ROOT, env=env, check=True).stdout.strip()
 
 
 def test_an_empty_database_url_means_the_embedded_sqlite(tmp_path):
@@ -50,19 +48,13 @@ def _read_settings(tmp_path: Path, names: list[str], **variables: str) -> dict[s
         "import json, sys; from django.conf import settings; "
         "print(json.dumps({name: getattr(settings, name) for name in sys.argv[1:]}))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, *names],
-        cwd=ROOT, env=_clean_environment(tmp_path, variables), capture_output=True, text=True, check=True,
-    )
+    result = run_python(["-c", script, *names], cwd=ROOT, env=_clean_environment(tmp_path, variables), check=True)
     return json.loads(result.stdout)
 
 
 def _refusal(tmp_path: Path, **variables: str) -> str:
     """The last line settings print when they refuse to load."""
-    result = subprocess.run(
-        [sys.executable, "-c", "import portal.settings"],
-        cwd=ROOT, env=_clean_environment(tmp_path, variables), capture_output=True, text=True, check=False,
-    )
+    result = run_python(["-c", "import portal.settings"], cwd=ROOT, env=_clean_environment(tmp_path, variables))
     assert result.returncode != 0, result.stdout
     return result.stderr.strip().splitlines()[-1]
 
@@ -262,10 +254,7 @@ def test_ldaps_needs_no_start_tls_and_no_directory_needs_neither(production):
 
 
 def _manage(tmp_path: Path, *arguments: str, **variables: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=ROOT, env=_clean_environment(tmp_path, variables), capture_output=True, text=True, check=False,
-    )
+    return run_python(["manage.py", *arguments], cwd=ROOT, env=_clean_environment(tmp_path, variables))
 
 
 def test_manage_py_check_names_the_bad_setting(tmp_path):
@@ -287,10 +276,7 @@ def test_a_wsgi_server_refuses_a_bad_setting_as_manage_py_does(tmp_path):
     """gunicorn imports portal.wsgi without manage.py's checks: the module runs them itself."""
 
     def load_wsgi(**variables: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-c", "import portal.wsgi"],
-            cwd=ROOT, env=_clean_environment(tmp_path, variables), capture_output=True, text=True, check=False,
-        )
+        return run_python(["-c", "import portal.wsgi"], cwd=ROOT, env=_clean_environment(tmp_path, variables))
 
     assert load_wsgi().returncode == 0
     refused = load_wsgi(PORTAL_OCSP_SIGNER="hsm")
