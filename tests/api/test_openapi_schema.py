@@ -22,7 +22,9 @@ from openapi_spec_validator import validate
 from rest_framework.test import APIClient
 
 # Per operation and role: random and invalid input, then the real objects (a few: they change state).
-EXAMPLES_PER_OPERATION = {"positive": 5, "negative": 5, "known": 3}
+# Few negative ones: tests/api/test_fuzz_negative.py runs that mode on its own, with its checks.
+# Generation is derandomized, so the same examples run each time (no flaky finds).
+EXAMPLES_PER_OPERATION = {"positive": 3, "negative": 2, "known": 2}
 SECONDS_PER_ROLE = 40
 
 

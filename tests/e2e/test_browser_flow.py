@@ -38,22 +38,26 @@ PKCS12_PASSPHRASE = "e2e correct horse battery staple"
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def browser(live_server, monkeypatch):
-    """A headless Chromium; torn down before the live server and the database flush."""
-    # Playwright's sync API keeps an asyncio loop in this thread; the ORM calls the test
-    # makes between browser steps would otherwise raise SynchronousOnlyOperation.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+@pytest.fixture(scope="module")
+def browser(live_server):
+    """A headless Chromium for the tests of one module (each test opens contexts of its own).
+
+    Started once per module, not per test: Playwright's driver and Chromium take seconds to start.
+    Not once per session: Playwright's sync API keeps an asyncio loop in this thread, and Django
+    must be told that this is fine (DJANGO_ALLOW_ASYNC_UNSAFE) only while browser tests run.
+    """
     executable = CHROMIUM if Path(CHROMIUM).exists() else require_tool("chromium")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
+    with pytest.MonkeyPatch.context() as monkeypatch, sync_playwright() as playwright:
+        # The ORM calls the tests make between browser steps would otherwise raise SynchronousOnlyOperation.
+        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:
             browser.close()
-            # The ORM connection the test used while Playwright's loop ran is not the one the
+            # The ORM connection the tests used while Playwright's loop ran is not the one the
             # final teardown closes; left open, PostgreSQL cannot drop the test database.
             from django.db import connections
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from python_forkserver import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "portal-web.service"
@@ -78,11 +79,8 @@ def production_environment(tmp_path_factory) -> dict[str, str]:
             "PORTAL_TRUSTED_PROXIES": "127.0.0.1",
         }
     )
-    manage = [sys.executable, str(ROOT / "manage.py")]
     for arguments in (["migrate", "--noinput", "-v0"], ["init_ca", "--key-type", "ec-p256", "--single-tier"]):
-        done = subprocess.run(
-            [*manage, *arguments], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300
-        )
+        done = run_python([str(ROOT / "manage.py"), *arguments], cwd=ROOT, env=environment)
         assert done.returncode == 0, done.stdout + done.stderr
     return environment
 
