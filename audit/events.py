@@ -39,6 +39,7 @@ class AuditAction(models.TextChoices):
     CERTIFICATE_ISSUED = "certificate.issued", "certificate issued"
     CERTIFICATE_PKCS12_DOWNLOADED = "certificate.pkcs12_downloaded", "PKCS#12 downloaded"
     CERTIFICATE_REVOKED = "certificate.revoked", "certificate revoked"
+    CERTIFICATE_REVOCATION_FAILED = "certificate.revocation_failed", "revocation NOT done (failed)"
     # crl
     CRL_GENERATED = "crl.generated", "CRL signed"
     # directory

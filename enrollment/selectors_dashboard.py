@@ -13,8 +13,12 @@ from datetime import date, datetime, time, timedelta
 
 from cryptography import x509
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import BigIntegerField, Count, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
+
+from audit.events import AuditAction
+from audit.models import AuditEvent
 
 from .keystore.ocsp import responder_directory
 from .models import Certificate, CertificateAuthority, CertificateRequest, DirectoryPublication
@@ -210,3 +214,20 @@ def revocation_health(*, now: datetime) -> tuple[list[CrlHealth], list[OcspHealt
             )
         )
     return crls, responders
+
+
+REVOCATION_FAILURE_DAYS = 30
+
+
+def revocation_failures_not_done(*, now: datetime, days: int = REVOCATION_FAILURE_DAYS) -> int:
+    """Certificates whose revocation failed in the last `days` days and that are valid still.
+
+    A failed revocation rolls back; certificate_revoke audits it afterwards
+    (certificate.revocation_failed). Once someone revokes the certificate after all, it stops counting.
+    """
+    failed = AuditEvent.objects.filter(
+        action=AuditAction.CERTIFICATE_REVOCATION_FAILED,
+        object_type=Certificate._meta.label_lower,  # object_id: the certificate's pk, digits only
+        timestamp__gte=now - timedelta(days=days),
+    ).values(pk=Cast("object_id", BigIntegerField()))
+    return Certificate.objects.filter(pk__in=failed, status=Certificate.Status.VALID).count()  # one query

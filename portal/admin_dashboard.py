@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from audit.events import AuditAction
 from audit.selectors import audit_log_visible_to
 from audit.selectors_dashboard import audit_dashboard_summary
 from core.charts import Bar, horizontal_bar_chart, vertical_bar_chart
@@ -172,14 +173,26 @@ def _certificate_panels(now, crls) -> tuple[list[Panel], int]:
     return [issued, expiry, never, revoked], counts.revoked_after_crl
 
 
-def _revocation_problems(revoked_after_crl: int, publications, user) -> Panel:
+def _revocation_problems(revoked_after_crl: int, publications, user, *, now) -> Panel:
+    not_done = certificates.revocation_failures_not_done(now=now)
     rows = [
+        Row(
+            label=f"revocation failed in the last {certificates.REVOCATION_FAILURE_DAYS} days, still valid",
+            value=str(not_done),
+            href=(
+                _changelist("audit.auditevent", action__exact=AuditAction.CERTIFICATE_REVOCATION_FAILED.value)
+                if audit_log_visible_to(user=user)
+                else ""
+            ),
+            tone="bad" if not_done else "good",
+            detail="revoke them again: each failure is in the audit log and was logged at ERROR" if not_done else "",
+        ),
         Row(
             label="revoked, not yet on the CRL",
             value=str(revoked_after_crl),
             href=_changelist("enrollment.certificate", on_crl="no"),
             tone="bad" if revoked_after_crl else "good",
-        )
+        ),
     ]
     if user.has_perm("enrollment.view_directorypublication"):
         failed = next(count for value, _, count in publications if value == "remove_failed")
@@ -196,8 +209,8 @@ def _revocation_problems(revoked_after_crl: int, publications, user) -> Panel:
         title="Revocation problems",
         rows=rows,
         note=(
-            "A revocation that fails is rolled back and logged at ERROR (the caller is told to try again), so "
-            "no row records it; what can lag behind a revocation that happened is counted here."
+            "A revocation that fails is rolled back, logged at ERROR and audited (the caller is told to try "
+            "again); what can lag behind a revocation that happened is counted here too."
         ),
     )
 
@@ -337,7 +350,7 @@ def dashboard_panels(user) -> list[Panel]:
             )
         )
     if user.has_perm("enrollment.view_certificate"):
-        panels.append(_revocation_problems(revoked_after_crl, publications, user))
+        panels.append(_revocation_problems(revoked_after_crl, publications, user, now=now))
     panels.append(_freshness_panel(crls, responders))
     if audit_log_visible_to(user=user):
         panels.append(_audit_panel())

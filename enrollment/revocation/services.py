@@ -85,13 +85,35 @@ def certificate_revoke(*, serial: str, actor, reason: str, comment: str = "") ->
         raise
     except TryAgain:
         logger.error("Revocation of certificate %s NOT done: conflicting transactions, retries exhausted", serial)
+        _revocation_failure_record(serial=serial, actor=actor, reason=reason, error="conflicting transactions")
         raise
     except PortalError as exc:
         logger.error("Revocation of certificate %s NOT done: %s", serial, exc.message)
+        _revocation_failure_record(serial=serial, actor=actor, reason=reason, error=exc.message)
         raise
-    except Exception:
+    except Exception as exc:
         logger.exception("Revocation of certificate %s NOT done: unexpected error", serial)
+        _revocation_failure_record(serial=serial, actor=actor, reason=reason, error=type(exc).__name__)
         raise
+
+
+def _revocation_failure_record(*, serial: str, actor, reason: str, error: str) -> None:
+    """The failed revocation, audited after its rollback: the dashboard counts those still not done.
+
+    Inside a caller's transaction (a batch that revokes many) the record stands or falls with it.
+    Recording must never hide the failure it records: with the database gone (or the caller's
+    transaction broken), the ERROR line is what remains.
+    """
+    try:
+        certificate = Certificate.objects.filter(serial=serial).only("pk").first()
+        audit_record(
+            action=AuditAction.CERTIFICATE_REVOCATION_FAILED,
+            actor=actor,
+            obj=certificate,
+            details={"serial": serial, "reason": str(reason)[:64], "error": str(error)[:300]},
+        )
+    except Exception:  # noqa: BLE001 - the revocation's own failure is the one the caller must see
+        logger.exception("The failed revocation of certificate %s could not be recorded", serial)
 
 
 @retry_on_conflict(log=logger, log_level=logging.ERROR)

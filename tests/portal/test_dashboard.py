@@ -223,9 +223,9 @@ def test_the_panels_take_one_query_each_at_most(seeded, make_user, settings, dja
     audit_checkpoint()
     auditor = make_user("counted-auditor", groups=[AUDITORS])
     auditor.has_perm("enrollment.view_certificate")  # the permissions, read once per request
-    # The CAs, certificates (2), pickups, requests, recoveries, directory; the audit log: count, window,
-    # newest event, the anchored head and its count.
-    with django_assert_max_num_queries(12):
+    # The CAs, certificates (2), failed revocations, pickups, requests, recoveries, directory; the audit
+    # log: count, window, newest event, the anchored head and its count.
+    with django_assert_max_num_queries(13):
         panels = dashboard_panels(auditor)
     assert len(panels) == 10
 
@@ -293,3 +293,51 @@ def test_the_week_filter_shows_in_the_sidebar_only_while_in_use(seeded, make_use
     filtered = client.get(f"{changelist}?issued_week={week.isoformat()}")
     assert "issued in the week of" in {spec.title for spec in filtered.context["cl"].filter_specs}
     assert filtered.context["cl"].result_count == 3 < plain.context["cl"].result_count
+
+
+@pytest.mark.parametrize("failure", ["conflicts", "unexpected"])
+def test_a_failed_revocation_is_audited_and_counted_until_it_is_done(issued, make_user, monkeypatch, failure):
+    """A revocation that fails rolls back; the audit log keeps it and the dashboard counts it while the
+    certificate is still valid (issue 12: revocation failures are counted on the dashboard)."""
+    from audit.models import AuditEvent
+    from core.exceptions import TryAgain
+    from enrollment.models import Certificate
+    from enrollment.revocation import services as revocation
+
+    certificate = issued
+    errors = {"conflicts": TryAgain("Conflicting transactions; try again."), "unexpected": RuntimeError("disk full")}
+
+    def fail(**_):
+        raise errors[failure]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(revocation, "_certificate_revoke", fail)
+        with pytest.raises(type(errors[failure])):
+            revocation.certificate_revoke(serial=certificate.serial, actor=None, reason="key_compromise")
+    certificate.refresh_from_db()
+    assert certificate.status == Certificate.Status.VALID
+    event = AuditEvent.objects.get(action="certificate.revocation_failed")
+    assert event.object_id == str(certificate.pk)
+    assert event.details["serial"] == certificate.serial and event.details["reason"] == "key_compromise"
+    assert event.details["error"] == {"conflicts": "conflicting transactions", "unexpected": "RuntimeError"}[failure]
+
+    client = _client(make_user, "auditor")
+    row = _rows(client.get(DASHBOARD))["revocation-failures", "revocation failed in the last 30 days, still valid"]
+    assert (row.value, row.tone) == ("1", "bad")
+    listed = client.get(row.href)
+    assert [e.pk for e in listed.context["cl"].result_list] == [event.pk]
+
+    revocation.certificate_revoke(serial=certificate.serial, actor=None, reason="key_compromise")
+    row = _rows(client.get(DASHBOARD))["revocation-failures", "revocation failed in the last 30 days, still valid"]
+    assert (row.value, row.tone) == ("0", "good")
+
+
+def test_a_refused_revocation_is_no_failure(issued, bob):
+    from audit.models import AuditEvent
+    from core.exceptions import NotFound
+    from enrollment.revocation.services import certificate_revoke
+
+    certificate = issued
+    with pytest.raises(NotFound):
+        certificate_revoke(serial=certificate.serial, actor=bob, reason="key_compromise")
+    assert not AuditEvent.objects.filter(action="certificate.revocation_failed").exists()
