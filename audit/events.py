@@ -51,6 +51,8 @@ class AuditAction(models.TextChoices):
     DIRECTORY_UNPUBLISH_FAILED = "directory.unpublish_failed", "directory removal failed"
     DIRECTORY_UNPUBLISHED = "directory.unpublished", "removed from the directory"
     # employee
+    ENROLLMENT_BATCH_FINISHED = "enrollment.batch_finished", "bulk enrollment finished writing its rows"
+    ENROLLMENT_BATCH_STARTED = "enrollment.batch_started", "bulk enrollment started"
     EMPLOYEE_CHANGED = "employee.changed", "employee changed"
     EMPLOYEE_CREATED = "employee.created", "employee created"
     EMPLOYEE_IDENTITY_CHANGE_CONFIRMED = "employee.identity_change_confirmed", "identity change confirmed (second person)"

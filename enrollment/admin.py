@@ -212,3 +212,4 @@ class DirectoryPublicationAdmin(ReadOnlyAdmin):
 
 
 from . import admin_employees  # noqa: E402,F401,I001 - registers the employee and offboarding admins
+from . import admin_batches  # noqa: E402,F401,I001 - registers the enrollment batches admin

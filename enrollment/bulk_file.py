@@ -1,5 +1,9 @@
-"""The bulk-enrollment CSV in and out: reading the file into rows, and the report of the rows that
-failed. No database: enrollment/bulk.py checks the rows and writes them through the services.
+"""The bulk-enrollment rows in and out: a CSV file read into rows (or a directory group's members,
+read by enrollment/directory/groups.py, as rows), and the report of the rows that failed. No
+database: enrollment/bulk.py checks the rows and writes them through the services.
+
+Columns: mail, given_name, surname; optionally username (else the account is named by the
+mailbox), department, key_type and certificate_type.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REQUIRED_COLUMNS = ("username", "mail", "given_name", "surname", "department")
-OPTIONAL_COLUMNS = ("key_type", "certificate_type")
+REQUIRED_COLUMNS = ("mail", "given_name", "surname")
+OPTIONAL_COLUMNS = ("username", "department", "key_type", "certificate_type")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 # Header spellings people export from directories and spreadsheets (after lower-casing and
 # turning spaces and hyphens into underscores).
@@ -30,21 +34,28 @@ _COLUMN_ALIASES = {
     "certificatetype": "certificate_type",
 }
 
+
 class BulkFileRefused(ValueError):
     """The file cannot be read as a bulk-enrollment CSV; the message is one readable line."""
 
 
 @dataclass
 class BulkRow:
-    line: int  # where the row starts in the file (the header is line 1 when it comes first)
+    line: int  # where the row starts in the file (the header is line 1 when it comes first); a member's position
     values: dict[str, str]  # column -> text as in the file
     errors: list[tuple[str, str]] = field(default_factory=list)  # (field, reason); field "" for the row
     action: str = ""  # "create", "request", "skip"; "" while bad or unchecked
     note: str = ""
     employee_id: int | None = None  # for "request": the existing employee
+    where: str = ""  # for rows not from a file: what names the row (a directory entry's DN)
 
     def value(self, name: str) -> str:
         return (self.values.get(name) or "").strip()
+
+    @property
+    def location(self) -> str:
+        """How reports name the row: "line 3", or the directory entry's DN."""
+        return self.where or f"line {self.line}"
 
     def refuse(self, name: str, reason: str) -> None:
         self.errors.append((name, reason))
@@ -67,6 +78,19 @@ class BulkPlan:
     @property
     def bad_rows(self) -> list[BulkRow]:
         return [row for row in self.rows if row.bad]
+
+
+@dataclass
+class BatchOutcome:
+    plan: BulkPlan
+    written: int
+    batch: object | None  # the EnrollmentBatch; None for a dry run
+
+
+# A web request that issues in its own process (no broker) would take minutes for more: those go to
+# `manage.py enroll` or to a portal with workers.
+WEB_ISSUANCE_LIMIT = 100
+MAX_RECORDED_FAILURES = 10_000
 
 
 # --- 1. Reading the file -----------------------------------------------------------------------
@@ -135,6 +159,19 @@ def bulk_file_read(data: bytes, *, name: str = "the file") -> list[BulkRow]:
     return rows
 
 
+def bulk_rows_from_records(records: list[tuple[str, dict[str, str], str]]) -> list[BulkRow]:
+    """Rows from another source than a file: (where, values, problem) each, e.g. a directory group's
+    members (where: the entry's DN; values: the columns plus `directory_dn`; problem: why the member
+    cannot be enrolled, or "")."""
+    rows = []
+    for position, (where, values, problem) in enumerate(records, start=1):
+        row = BulkRow(line=position, values=dict(values), where=where)
+        if problem:
+            row.refuse("", problem)
+        rows.append(row)
+    return rows
+
+
 def _header_check(header: list[str], line: int, name: str) -> None:
     expected = ",".join(REQUIRED_COLUMNS) + " (optional: " + ", ".join(OPTIONAL_COLUMNS) + ")"
     known = [column for column in header if column in COLUMNS]
@@ -163,13 +200,24 @@ def spreadsheet_safe(value: str) -> str:
 REPORT_COLUMNS = ("line", "username", "mail", "field", "reason")
 
 
-def bulk_report_write(plan: BulkPlan, path: Path) -> int:
-    """A CSV of every failure (one line per field and reason); mode 0600, it names people. Returns the lines."""
-    lines = [
-        (str(row.line), row.values.get("username") or "", row.values.get("mail") or "", name or "row", reason)
+def bulk_failures(plan: BulkPlan) -> list[dict[str, str]]:
+    """Every failure: where (line or DN), username, mail, field ("row" for the whole row), reason."""
+    return [
+        {
+            "where": row.where or str(row.line),
+            "username": row.values.get("username") or "",
+            "mail": row.values.get("mail") or "",
+            "field": name or "row",
+            "reason": reason,
+        }
         for row in plan.bad_rows
         for name, reason in row.errors
     ]
+
+
+def bulk_report_write(plan: BulkPlan, path: Path) -> int:
+    """A CSV of every failure (one line per field and reason); mode 0600, it names people. Returns the lines."""
+    lines = [tuple(failure.values()) for failure in bulk_failures(plan)]
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     # UTF-8 with a byte order mark: spreadsheets then read the names right.
     with open(descriptor, "w", encoding="utf-8-sig", newline="") as report:

@@ -180,6 +180,11 @@ class CertificateRequest(models.Model):
         "Certificate", null=True, blank=True, on_delete=models.PROTECT, related_name="renewals",
         help_text="The certificate this request renews.",
     )
+    # None for requests filed one by one (models_batches.py). PROTECT: a batch is part of the record.
+    batch = models.ForeignKey(
+        "EnrollmentBatch", null=True, blank=True, editable=False, on_delete=models.PROTECT, related_name="requests",
+        help_text="The bulk enrollment that filed this request.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -315,3 +320,5 @@ class DirectoryPublication(models.Model):
 
     def __str__(self) -> str:
         return f"{self.certificate} in the directory: {self.get_state_display()}"
+
+from .models_batches import EnrollmentBatch  # noqa: E402,F401,I001 - bulk enrollment batches

@@ -6,7 +6,7 @@ The tokens, recoveries and audit events are routed from portal/urls.py.
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import views, views_ca, views_certificates, views_employees, views_requests
+from . import views, views_batches, views_ca, views_certificates, views_employees, views_requests
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -39,6 +39,9 @@ urlpatterns = [
         views_employees.EmployeeOffboardingRequestView.as_view(),
         name="api-employee-offboarding-request",
     ),
+    # Enrollment batches
+    path("batches/", views_batches.BatchListCreateView.as_view(), name="api-batch-list"),
+    path("batches/<int:batch_id>/", views_batches.BatchDetailView.as_view(), name="api-batch-detail"),
     # Directory publications
     path("publications/", views.PublicationListView.as_view(), name="api-publication-list"),
     path("publications/<int:publication_id>/", views.PublicationDetailView.as_view(), name="api-publication-detail"),

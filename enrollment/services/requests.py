@@ -17,7 +17,7 @@ from core.db import retry_on_conflict, unique_conflicts
 from core.exceptions import InvalidState, NotAllowed, NotFound, SeparationOfDuties
 
 from .. import selectors
-from ..models import Certificate, CertificateRequest, Employee
+from ..models import Certificate, CertificateRequest, Employee, EnrollmentBatch
 from ..notifications.services import notify_request_pending, notify_request_rejected
 from ..pki.keys import KEY_TYPES
 from ..pki.profiles import CERTIFICATE_TYPES
@@ -42,7 +42,13 @@ def certificate_request_create(
     key_type: str = "rsa-3072",
     certificate_type: str = "sponsor-strict",
     renewal_of: Certificate | None = None,
+    batch: EnrollmentBatch | None = None,
+    notify_pending: bool = True,
 ) -> CertificateRequest:
+    """A pending request; `batch`: the bulk enrollment (EnrollmentBatch) filing it, if one is.
+
+    `notify_pending=False`: the approvers are not mailed (a request the caller approves by policy at once).
+    """
     if submitted_by.pk != employee.user_id and not _can_approve(submitted_by):
         raise NotAllowed("You can only request certificates for yourself.")
     errors = {}
@@ -73,6 +79,7 @@ def certificate_request_create(
         certificate_type=certificate_type,
         key_separation=settings.PORTAL_KEY_SEPARATION,
         renewal_of=renewal_of,
+        batch=batch,
     )
     request.full_clean()
     with unique_conflicts(CertificateRequest):
@@ -87,10 +94,33 @@ def certificate_request_create(
             "certificate_type": certificate_type,
             "key_separation": request.key_separation,
             **({"renewal_of": renewal_of.serial} if renewal_of else {}),
+            **({"batch": batch.pk} if batch is not None else {}),
         },
     )
-    notify_request_pending(request=request)
+    if notify_pending:
+        notify_request_pending(request=request)
     return request
+
+
+def certificate_request_approve_by_policy(*, request: CertificateRequest, reason: str, details: dict) -> None:
+    """Approve a request just created, by an organizational policy instead of a second person.
+
+    For the caller's transaction (the request is locked by being new in it): the decision is
+    audited `request.auto_approved` with `details` (the policy and what it applied to; no actor:
+    nobody decided, the policy did), and the issuance follows the commit - on a worker with a
+    broker, in this process without. The caller decides whether a policy applies
+    (enrollment/bulk.py: PORTAL_ENROLLMENT_AUTO_APPROVE for a PKI administrator's batch).
+    """
+    request.state = CertificateRequest.State.APPROVED
+    request.decided_at = timezone.now()
+    request.reason = reason
+    request.save(update_fields=["state", "decided_at", "reason"])
+    audit_record(action=AuditAction.REQUEST_AUTO_APPROVED, obj=request, details=details)
+    if issuance_in_background():
+        issuance_queue_after_commit(request_id=request.pk)
+    else:
+        # robust: an issuance that raises (a conflict after retries) leaves this request approved, not the batch broken.
+        transaction.on_commit(lambda: certificate_request_fulfil(request=request), robust=True)
 
 
 def _pending_request_for_decision(*, request_id: int, user) -> CertificateRequest:

@@ -42,6 +42,10 @@ PORTAL_EXPIRY_NOTICE_DAYS = env.list("PORTAL_EXPIRY_NOTICE_DAYS", cast=int, defa
 # unchanged identity (same mailbox and names) is approved without an approver.
 PORTAL_RENEWAL_WINDOW_DAYS = env.int("PORTAL_RENEWAL_WINDOW_DAYS", default=30)
 PORTAL_RENEWAL_AUTO_APPROVE = env.bool("PORTAL_RENEWAL_AUTO_APPROVE", default=True)
+# Bulk enrollment (`manage.py enroll`, the admin's and the API's batches): whether the requests of a
+# batch that a PKI administrator starts are approved by policy at once (audited request.auto_approved,
+# naming the batch) instead of waiting for a second person. Off: every request waits for an approver.
+PORTAL_ENROLLMENT_AUTO_APPROVE = env.bool("PORTAL_ENROLLMENT_AUTO_APPROVE", default=False)
 # Key separation: a signing certificate (key never escrowed) and an encryption certificate
 # (key escrowed) per request, instead of one dual-use certificate.
 PORTAL_KEY_SEPARATION = env.bool("PORTAL_KEY_SEPARATION", default=False)

@@ -99,6 +99,8 @@ def world(enforced, pki, issued, alice, bob, make_user, settings):
     from django.utils import timezone
 
     from audit.models import AuditEvent
+    from enrollment.bulk import bulk_file_read
+    from enrollment.bulk_batches import enrollment_batch_run
     from enrollment.models import DirectoryPublication
     from enrollment.services.employees import offboarding_request_create
     from enrollment.services.identity_changes import identity_change_request_create
@@ -140,6 +142,11 @@ def world(enforced, pki, issued, alice, bob, make_user, settings):
         "enrollment.identitychangerequest": identity_change_request_create(
             employee=alice.employee, actor=asker, reason="married", surname="Archer-Smith"
         ),
+        "enrollment.enrollmentbatch": enrollment_batch_run(
+            actor=asker,
+            rows=bulk_file_read(b"mail,given_name,surname\nenrolled@example.org,Enrolled,In-Batch\n"),
+            source="people.csv",
+        ).batch,
         "escrow.keyrecoveryagent": pki["agent"],
         "escrow.escrowrecord": issued.escrow,
         "escrow.recoveryrequest": recovery_request_create(requested_by=alice, reason="Laptop stolen", serial=issued.serial),

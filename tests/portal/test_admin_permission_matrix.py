@@ -50,6 +50,7 @@ RIGHTS = {
     "enrollment.offboardingrequest":   ("",      "",      "",      "",     "",    "v",      "v",      ""),
     "enrollment.rolegrantrequest":     ("",      "",      "",      "",     "",    "va",     "va",     ""),
     "enrollment.identitychangerequest": ("",     "",      "v",     "",     "",    "va",     "va",     "v"),
+    "enrollment.enrollmentbatch":      ("",      "",      "v",     "v",    "",    "v",      "v",      "v"),
     "escrow.keyrecoveryagent":         ("",      "",      "",      "v",    "",    "vc",     "vc",     ""),
     "escrow.escrowrecord":             ("",      "",      "",      "v",    "",    "v",      "v",      ""),
     "escrow.recoveryrequest":          ("",      "",      "v",     "va",   "v",   "va",     "va",     "v"),
@@ -65,6 +66,8 @@ CUSTOM_PAGES = {
     "enrollment_certificaterequest_approve": ("{pk}/approve/",   "",  "",  "y", "",  "",  "y", "y", "y"),
     "enrollment_certificaterequest_reject": ("{pk}/reject/",     "",  "",  "y", "",  "",  "y", "y", "y"),
     "enrollment_employee_request_certificate": ("{pk}/request-certificate/", "", "", "y", "", "", "y", "y", "y"),
+    # Starting a bulk enrollment from an uploaded CSV: PKI administrators.
+    "enrollment_enrollmentbatch_start": ("start/",               "",  "",  "",  "",  "",  "y", "y", ""),
     # An employee's password nobody sets (tests/portal/test_account_admin.py); a service account's, the superuser.
     "auth_user_password_change":       ("{service}/password/",   "",  "",  "",  "",  "",  "",  "y", ""),
 }
