@@ -35,8 +35,9 @@ GENESIS_HASH = "0" * 64
 CHAIN_KEYED_ACTION = "audit.chain_keyed"
 
 
-def _content(*, timestamp, actor_id, actor_name, action, object_type, object_id, source_ip, details,
-             previous_hash, **keyed) -> bytes:
+def _content(
+    *, timestamp, actor_id, actor_name, action, object_type, object_id, source_ip, details, previous_hash, **keyed
+) -> bytes:
     return json.dumps(
         {
             "timestamp": timestamp.isoformat(timespec="microseconds"),
@@ -56,13 +57,23 @@ def _content(*, timestamp, actor_id, actor_name, action, object_type, object_id,
     ).encode()
 
 
-def event_hash(*, timestamp, actor_id, actor_name, action, object_type, object_id, source_ip, details,
-               previous_hash) -> str:
+def event_hash(
+    *, timestamp, actor_id, actor_name, action, object_type, object_id, source_ip, details, previous_hash
+) -> str:
     """The unkeyed rule (events before audit 0002): SHA-256 of the canonical JSON content."""
-    return hashlib.sha256(_content(
-        timestamp=timestamp, actor_id=actor_id, actor_name=actor_name, action=action, object_type=object_type,
-        object_id=object_id, source_ip=source_ip, details=details, previous_hash=previous_hash,
-    )).hexdigest()
+    return hashlib.sha256(
+        _content(
+            timestamp=timestamp,
+            actor_id=actor_id,
+            actor_name=actor_name,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            source_ip=source_ip,
+            details=details,
+            previous_hash=previous_hash,
+        )
+    ).hexdigest()
 
 
 def event_mac(*, key_id: str, keyring: ChainKeyring | None = None, **fields) -> str:
@@ -71,7 +82,8 @@ def event_mac(*, key_id: str, keyring: ChainKeyring | None = None, **fields) -> 
     return keyring.mac(key_id, _content(**fields, key_id=key_id))
 
 
-def _event_fields(event: AuditEvent) -> dict:
+def event_fields(event: AuditEvent) -> dict:
+    """What an event's hash covers besides its key id, read from the event."""
     return dict(
         timestamp=event.timestamp,
         actor_id=event.actor_id,
@@ -103,9 +115,11 @@ class _ChainCheck:
             return "its link to the previous event does not match (an event before it was deleted, or it was inserted)"
         if not event.key_id:
             if self.keyed:
-                return ("it carries the unkeyed hash of before the keyed chain, after the switch to it: "
-                        "not written by the portal (a forgery by someone without the chain key)")
-            if event.hash != event_hash(**_event_fields(event)):
+                return (
+                    "it carries the unkeyed hash of before the keyed chain, after the switch to it: "
+                    "not written by the portal (a forgery by someone without the chain key)"
+                )
+            if event.hash != event_hash(**event_fields(event)):
                 return "its hash does not match its content (edited)"
             self.first_unsealed = self.first_unsealed or event
             return None
@@ -116,9 +130,8 @@ class _ChainCheck:
                 f"(configured: {', '.join(keyring.ids)}; add the old key to PORTAL_AUDIT_CHAIN_RETIRED_KEYS as "
                 f"{event.key_id}:KEY)"
             )
-        if not hmac.compare_digest(event.hash, event_mac(key_id=event.key_id, keyring=keyring, **_event_fields(event))):
-            return ("its HMAC does not match: edited, or written without the chain key "
-                    f"{event.key_id!r} (a forgery)")
+        if not hmac.compare_digest(event.hash, event_mac(key_id=event.key_id, keyring=keyring, **event_fields(event))):
+            return f"its HMAC does not match: edited, or written without the chain key {event.key_id!r} (a forgery)"
         if self.first_unsealed is not None and not self.keyed and event.action != CHAIN_KEYED_ACTION:
             return f"it is the first keyed event after unkeyed ones, but no {CHAIN_KEYED_ACTION} switch event"
         self.first_unsealed = None
@@ -177,7 +190,10 @@ class AuditAnchor:
 
     def payload(self) -> dict:
         return {
-            "v": ANCHOR_VERSION, "last_id": self.last_id, "hash": self.hash, "count": self.count,
+            "v": ANCHOR_VERSION,
+            "last_id": self.last_id,
+            "hash": self.hash,
+            "count": self.count,
             "timestamp": self.timestamp,
         }
 
@@ -286,9 +302,7 @@ def audit_verify(
                 result.problems.append(f"{where}: event #{anchor.last_id} has another hash than was anchored")
                 holds = False
             if count != anchor.count:
-                result.problems.append(
-                    f"{where}: {count} events up to #{anchor.last_id}, {anchor.count} were anchored"
-                )
+                result.problems.append(f"{where}: {count} events up to #{anchor.last_id}, {anchor.count} were anchored")
                 holds = False
         if holds and (result.last_anchor is None or anchor.last_id >= result.last_anchor.last_id):
             result.last_anchor = anchor

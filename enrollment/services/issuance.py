@@ -17,7 +17,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from audit.events import AuditAction
-from audit.services import audit_record
+from audit.services import audit_appends_at_end, audit_record
 from core.db import is_conflict, retry_on_conflict
 from core.exceptions import InvalidState, IssuanceError, PortalError, TryAgain
 from escrow.services.escrow import escrow_record_create
@@ -51,6 +51,10 @@ ISSUANCE_STUCK_SECONDS = 600
 #    (rechecked `approved`: a request issued meanwhile is a no-op), the CA key signs what was
 #    linted, the certificates, pickup copies and escrow records are written, and the audit
 #    events last. Everything or nothing: never a certificate without its escrow.
+#
+# What two workers share is the audit chain's lock, held from an append to the commit. The
+# events of the transaction (escrow, certificates, mail) are appended together at its end
+# (`audit_appends_at_end`), so that lock covers one select, one insert and the commit only.
 #
 # The same two steps run in a Celery worker (`enrollment.tasks.certificate_request_issue`,
 # with PORTAL_BROKER_URL) or in the web process right after the approval's commit (without).
@@ -121,6 +125,11 @@ def issuance_prepare(*, request: CertificateRequest) -> PreparedIssuance:
 @transaction.atomic
 def _issuance_record(*, request_id: int, prepared: PreparedIssuance) -> Certificate | None:
     """Sign what `issuance_prepare` linted and record it all; None if the request is no longer `approved`."""
+    with audit_appends_at_end():
+        return _issuance_write(request_id=request_id, prepared=prepared)
+
+
+def _issuance_write(*, request_id: int, prepared: PreparedIssuance) -> Certificate | None:
     # The lock order (core/db.py): the request; escrow rows; the audit chain last.
     request = (
         CertificateRequest.objects.select_for_update(of=("self",), no_key=True)
@@ -156,11 +165,13 @@ def _issuance_record(*, request_id: int, prepared: PreparedIssuance) -> Certific
             fingerprint_sha256=signed.fingerprint(hashes.SHA256()).hex(),
             der=signed.public_bytes(Encoding.DER),
         )
-        certificate.full_clean()
-        certificate.save()
+        # Field checks only: the database's keys and unique indexes hold the rest (no query each here).
+        certificate.full_clean(
+            exclude=["request", "employee", "issuer"], validate_unique=False, validate_constraints=False
+        )
+        certificate.save(force_insert=True)
         pickup_copy_create(certificate=certificate, private_key=part.key)
         issued.append((certificate, part))
-    # From here on the audit chain's lock is held (escrow records are audited): only inserts follow.
     for certificate, part in issued:
         if part.usage != Certificate.Usage.SIGNING:
             escrow_record_create(certificate=certificate, private_key=part.key)
