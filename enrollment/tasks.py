@@ -55,12 +55,19 @@ ISSUANCE_RETRY_MAX_SECONDS = 600.0
 
 def _issuance_retry_delay(retries: int) -> float:
     base = float(getattr(settings, "PORTAL_ISSUANCE_RETRY_SECONDS", ISSUANCE_RETRY_SECONDS))
-    return min(base * 2**retries, ISSUANCE_RETRY_MAX_SECONDS)
+    # A countdown is waited out unacknowledged: past the broker's visibility timeout the message
+    # would be handed to a second worker meanwhile (portal/settings/tasks.py).
+    visibility = float(getattr(settings, "PORTAL_BROKER_VISIBILITY_TIMEOUT", 3600))
+    return min(base * 2**retries, ISSUANCE_RETRY_MAX_SECONDS, visibility / 2)
 
 
 @shared_task(
-    bind=True, name="enrollment.certificate_request_issue", ignore_result=True, acks_late=True,
-    reject_on_worker_lost=True, max_retries=None,
+    bind=True,
+    name="enrollment.certificate_request_issue",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
 )
 def certificate_request_issue(self, *, request_id: int) -> None:
     """Issue the certificate(s) of an approved request; nothing to do if it is no longer approved."""
@@ -70,13 +77,19 @@ def certificate_request_issue(self, *, request_id: int) -> None:
     except Exception as exc:  # noqa: BLE001 - retried, and the last failure is recorded on the request
         attempt = self.request.retries + 1
         if attempt >= attempts:
-            logger.exception("Issuance for request %s failed for good (attempt %d of %d)", request_id, attempt, attempts)
+            logger.exception(
+                "Issuance for request %s failed for good (attempt %d of %d)", request_id, attempt, attempts
+            )
             certificate_request_fail(request_id=request_id, reason=issuance_failure_reason(exc, attempts=attempt))
             return
         delay = _issuance_retry_delay(self.request.retries)
         logger.warning(
             "Issuance for request %s failed (attempt %d of %d), retried in %.1f s: %r",
-            request_id, attempt, attempts, delay, exc,
+            request_id,
+            attempt,
+            attempts,
+            delay,
+            exc,
         )
         raise self.retry(exc=exc, countdown=delay) from None
 
@@ -121,7 +134,9 @@ def directory_publication_run(*, publication_id: int) -> None:
         if not result.ok:
             logger.warning(
                 "Directory %s of certificate %s failed (retried later): %s",
-                result.operation, publication.certificate.serial, result.error,
+                result.operation,
+                publication.certificate.serial,
+                result.error,
             )
     except Exception:  # noqa: BLE001 - see the docstring; the row keeps it due
         logger.exception("Directory publication %s failed unexpectedly", publication_id)

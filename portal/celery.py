@@ -14,6 +14,7 @@ app.autodiscover_tasks()
 @app.on_after_configure.connect
 def _issuance_sweep_schedule(sender, **kwargs) -> None:
     """Beat re-queues issuances whose task was lost (a worker died): approved for long, not issued."""
-    sender.conf.beat_schedule.setdefault(
-        "issuance-sweep", {"task": "enrollment.issuance_sweep", "schedule": 300.0}
-    )
+    from django.conf import settings
+
+    every = float(getattr(settings, "PORTAL_ISSUANCE_SWEEP_SECONDS", 300.0))
+    sender.conf.beat_schedule.setdefault("issuance-sweep", {"task": "enrollment.issuance_sweep", "schedule": every})

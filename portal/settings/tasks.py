@@ -23,6 +23,22 @@ CELERY_TIMEZONE = "UTC"
 # A broker that is down must not hold up the request that queues a task.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# The queue the portal's tasks go to and its workers consume: a Redis shared by two portals (or a
+# test run) gives each its own.
+CELERY_TASK_DEFAULT_QUEUE = env.str("PORTAL_TASK_QUEUE", default="celery")
+# Redis: a message a worker took and never acknowledged (the worker was killed, or its machine
+# lost) goes back to its queue once it is PORTAL_BROKER_VISIBILITY_TIMEOUT seconds old; a live
+# worker looks for such messages every PORTAL_BROKER_RESTORE_SECONDS. The timeout must outlast
+# the longest task plus the longest retry countdown (a countdown is waited out unacknowledged):
+# a message restored while still held runs twice (harmless, the tasks are idempotent, but
+# wasted). Issuance does not wait for it: `issuance-sweep` re-queues what stays approved.
+PORTAL_BROKER_VISIBILITY_TIMEOUT = env.int("PORTAL_BROKER_VISIBILITY_TIMEOUT", default=3600)
+PORTAL_BROKER_RESTORE_SECONDS = env.int("PORTAL_BROKER_RESTORE_SECONDS", default=60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": PORTAL_BROKER_VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": PORTAL_BROKER_RESTORE_SECONDS,
+    "unacked_restore_throttle": 1,  # every interval scans (kombu's default: every tenth)
+}
 CELERY_BEAT_SCHEDULE = {
     "directory-publications-drain": {"task": "enrollment.directory_publications_drain", "schedule": 300.0},
     "crls-refresh": {"task": "enrollment.crls_refresh", "schedule": 3600.0},
@@ -45,3 +61,5 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 PORTAL_ISSUANCE_ATTEMPTS = env.int("PORTAL_ISSUANCE_ATTEMPTS", default=5)
 PORTAL_ISSUANCE_RETRY_SECONDS = env.float("PORTAL_ISSUANCE_RETRY_SECONDS", default=10.0)
 PORTAL_ISSUANCE_STUCK_SECONDS = env.int("PORTAL_ISSUANCE_STUCK_SECONDS", default=600)
+# How often beat runs that sweep (`issuance-sweep`, portal/celery.py).
+PORTAL_ISSUANCE_SWEEP_SECONDS = env.float("PORTAL_ISSUANCE_SWEEP_SECONDS", default=300.0)
