@@ -29,14 +29,18 @@ if __package__ in (None, ""):  # run as a script: bench/ is a package of the pro
 
 from bench.harness import Result, setup_django, table, teardown_django
 
-BENCHMARKS = ("issuance", "pkcs12", "ocsp", "crl", "revocation", "audit")
+BENCHMARKS = ("issuance", "pkcs12", "ocsp", "crl", "revocation", "audit", "ldap", "scale", "workers")
+# Not in a default run (--only names them): "scale" fills 300,000 audit events and 100,000 requests
+# and certificates (minutes); "workers" needs PostgreSQL.
+DEFAULT = ("issuance", "pkcs12", "ocsp", "crl", "revocation", "audit", "ldap")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few rounds and small tables: seconds, for CI")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
-    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS), help="run these only")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=None, help=f"run these (default: {' '.join(DEFAULT)}, and workers on PostgreSQL)")
+    parser.add_argument("--bulk-count", type=int, help="employees enrolled and issued by the workers (default 2000, quick 50)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per benchmark (default 5, quick 2)")
     parser.add_argument("--crl-count", type=int, help="revoked certificates on the CRL (default 20000, quick 300)")
     parser.add_argument("--audit-events", type=int, help="audit events in the log (default 5000, quick 200)")
@@ -44,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--database-url", help="PostgreSQL server for the scratch database (default: DATABASE_URL)")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (2 if args.quick else 5)
+    if args.only is None:
+        on_postgresql = (args.database_url or os.environ.get("DATABASE_URL", "")).startswith("postgres")
+        args.only = list(DEFAULT) + (["workers"] if on_postgresql else [])
     args.crl_count = args.crl_count if args.crl_count is not None else (300 if args.quick else 20_000)
     args.audit_events = args.audit_events if args.audit_events is not None else (200 if args.quick else 5_000)
     if args.rounds < 1 or args.crl_count < 1 or args.audit_events < 1:
@@ -78,6 +85,31 @@ def run(args: argparse.Namespace) -> list[Result]:
         results.append(cases_status.revocation_cost(world, revoked=revoked, rounds=rounds, per_round=ops * 2))
     if "audit" in args.only:
         results.append(cases_status.audit_changelist(world, events=args.audit_events, rounds=rounds, per_round=ops))
+    if "ldap" in args.only:
+        from bench import cases_ldap
+
+        results.append(cases_ldap.ldap_publish_ratio(world, count=30 if quick else 1000, rounds=rounds))
+    if "workers" in args.only:
+        results += _workers(world, args)
+    if "scale" in args.only:  # last: it grows the tables
+        from bench import cases_scale
+
+        results += cases_scale.changelist_scaling(world, quick=quick, rounds=rounds)
+    return results
+
+
+def _workers(world, args) -> list[Result]:
+    from django.db import connection
+
+    from bench import cases_workers
+
+    if connection.vendor != "postgresql":
+        print("workers: not run, the worker benchmarks need PostgreSQL (DATABASE_URL)", file=sys.stderr)
+        return []
+    results, args.worker_figures = cases_workers.run(
+        world, workdir=Path(os.environ["PORTAL_DATA_DIR"]).parent, quick=args.quick, rounds=args.rounds,
+        bulk_count=args.bulk_count or (50 if args.quick else 2000),
+    )  # fmt: skip
     return results
 
 
@@ -123,6 +155,7 @@ def main(argv=None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     report = figures(results, vendor=vendor, args=args, seconds=time.perf_counter() - started)
     report["audit_chain_intact"] = intact
+    report["workers"] = getattr(args, "worker_figures", {})
     load = ", ".join(f"{value:.2f}" for value in report["machine"]["load_average"])
     title = (
         f"Portal vs raw cryptography ({vendor}, CA key {args.ca_key_type}, {args.rounds} interleaved rounds, "
@@ -134,7 +167,8 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if not intact:
         print("The audit chain does not verify after the run.", file=sys.stderr)
-    print(json.dumps(report["ratios"], sort_keys=True))
+    seconds = {key: value for key, value in report["workers"].items() if key.endswith("_seconds")}
+    print(json.dumps({**report["ratios"], **seconds}, sort_keys=True))
     return 0 if intact else 1
 
 
