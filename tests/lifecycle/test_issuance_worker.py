@@ -53,7 +53,6 @@ def issuance_worker():
             yield app
     finally:
         app.conf.update(previous)
-        app.pool.force_close_all()
         _forget_connections_and_routes(app)
         redis.Redis.from_url(REDIS_URL).delete(queue)
 
