@@ -29,10 +29,10 @@ if __package__ in (None, ""):  # run as a script: bench/ is a package of the pro
 
 from bench.harness import Result, setup_django, table, teardown_django
 
-BENCHMARKS = ("issuance", "pkcs12", "ocsp", "crl", "revocation", "audit", "ldap", "scale", "workers")
+BENCHMARKS = ("issuance", "pkcs12", "ocsp", "crl", "revocation", "audit", "ldap", "http", "scale", "workers")
 # Not in a default run (--only names them): "scale" fills 300,000 audit events and 100,000 requests
 # and certificates (minutes); "workers" needs PostgreSQL.
-DEFAULT = ("issuance", "pkcs12", "ocsp", "crl", "revocation", "audit", "ldap")
+DEFAULT = ("issuance", "pkcs12", "ocsp", "crl", "revocation", "audit", "ldap", "http")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -89,6 +89,11 @@ def run(args: argparse.Namespace) -> list[Result]:
         from bench import cases_ldap
 
         results.append(cases_ldap.ldap_publish_ratio(world, count=30 if quick else 1000, rounds=rounds))
+    if "http" in args.only:  # gunicorn with two workers, as the systemd unit starts it
+        from bench import cases_http
+
+        http_results, args.http_figures = cases_http.run(world, quick=quick, rounds=rounds)
+        results += http_results
     if "workers" in args.only:
         results += _workers(world, args)
     if "scale" in args.only:  # last: it grows the tables
@@ -156,6 +161,7 @@ def main(argv=None) -> int:
     report = figures(results, vendor=vendor, args=args, seconds=time.perf_counter() - started)
     report["audit_chain_intact"] = intact
     report["workers"] = getattr(args, "worker_figures", {})
+    report["figures"] = getattr(args, "http_figures", {})
     load = ", ".join(f"{value:.2f}" for value in report["machine"]["load_average"])
     title = (
         f"Portal vs raw cryptography ({vendor}, CA key {args.ca_key_type}, {args.rounds} interleaved rounds, "
@@ -168,7 +174,7 @@ def main(argv=None) -> int:
     if not intact:
         print("The audit chain does not verify after the run.", file=sys.stderr)
     seconds = {key: value for key, value in report["workers"].items() if key.endswith("_seconds")}
-    print(json.dumps({**report["ratios"], **seconds}, sort_keys=True))
+    print(json.dumps({**report["ratios"], **report["figures"], **seconds}, sort_keys=True))
     return 0 if intact else 1
 
 

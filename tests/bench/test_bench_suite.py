@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# What `make bench` runs by default (the workers need PostgreSQL and Redis, scale minutes: their own tests).
+# What `make bench` runs by default but http (tests/bench/test_bench_http.py); the workers and scale
+# have their own tests too (tests/lifecycle/test_issuance_scaling.py, tests/bench/test_bench_scale.py).
 DEFAULT = ["issuance", "pkcs12", "ocsp", "crl", "revocation", "audit", "ldap"]
 NAMES = {
     "crl_300",
