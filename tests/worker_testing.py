@@ -329,6 +329,26 @@ def broker_on(*, broker_url: str, queue: str) -> Iterator[None]:
         _forget_connections_and_routes(app)
 
 
+@contextlib.contextmanager
+def in_process_worker(*, broker_url: str, name: str) -> Iterator[object]:
+    """A Celery worker in this process (celery.contrib.testing, solo pool: it shares the test
+    database) on a queue of this process's own at `broker_url`: another run at the same time
+    (another checkout, another xdist worker) neither takes these tasks nor loses its own to it.
+    Yields the app; the queue is deleted afterwards."""
+    import redis
+    from celery.contrib.testing.worker import start_worker
+
+    from portal.celery import app
+
+    queue = f"{name}-{socket.gethostname()}-{os.getpid()}"
+    try:
+        with broker_on(broker_url=broker_url, queue=queue):
+            with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+                yield app
+    finally:
+        redis.Redis.from_url(broker_url).delete(queue)
+
+
 def _forget_connections_and_routes(app) -> None:
     """The producer pool and queues may have been built for another broker or default queue."""
     app.amqp._producer_pool = None

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import time
 
 import pytest
 from django.core.management import call_command
 from portal_testing import require_redis
+from worker_testing import in_process_worker
 
 from audit.chain import audit_chain_breaks
 from audit.models import AuditEvent
@@ -29,31 +29,8 @@ PEOPLE = 12
 @pytest.fixture(scope="module")
 def worker():
     require_redis(REDIS_URL)
-    import redis
-    from celery.contrib.testing.worker import start_worker
-
-    from portal.celery import app
-
-    queue = f"bulk-test-{socket.gethostname()}-{os.getpid()}"
-    previous = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "task_default_queue")}
-    app.conf.update(broker_url=REDIS_URL, task_always_eager=False, task_default_queue=queue)
-    _forget_connections_and_routes(app)
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-            yield app
-    finally:
-        app.conf.update(previous)
-        app.pool.force_close_all()
-        _forget_connections_and_routes(app)
-        redis.Redis.from_url(REDIS_URL).delete(queue)
-
-
-def _forget_connections_and_routes(app) -> None:
-    app.amqp._producer_pool = None
-    app._pool = None
-    app.amqp._rtable = None
-    for cached in ("queues", "router"):
-        app.amqp.__dict__.pop(cached, None)
+    with in_process_worker(broker_url=REDIS_URL, name="bulk-test") as app:
+        yield app
 
 
 @pytest.mark.django_db(transaction=True)

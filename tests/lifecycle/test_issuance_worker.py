@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from portal_testing import PASSWORD, require_redis
+from worker_testing import in_process_worker
 
 from audit.chain import audit_chain_breaks
 from audit.models import AuditEvent
@@ -37,33 +37,8 @@ REDIS_URL = CONFIGURED_REDIS_URL
 @pytest.fixture(scope="module")
 def issuance_worker():
     require_redis(REDIS_URL)
-    import redis
-    from celery.contrib.testing.worker import start_worker
-
-    from portal.celery import app
-
-    # A queue of this process's own: another run of this module at the same time (another
-    # checkout, another xdist worker) neither takes these tasks nor loses its own to this worker.
-    queue = f"issuance-test-{socket.gethostname()}-{os.getpid()}"
-    previous = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "task_default_queue")}
-    app.conf.update(broker_url=REDIS_URL, task_always_eager=False, task_default_queue=queue)
-    _forget_connections_and_routes(app)
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-            yield app
-    finally:
-        app.conf.update(previous)
-        _forget_connections_and_routes(app)
-        redis.Redis.from_url(REDIS_URL).delete(queue)
-
-
-def _forget_connections_and_routes(app) -> None:
-    """Earlier tests may have built the producer pool for another broker, and the queues for another default."""
-    app.amqp._producer_pool = None
-    app._pool = None
-    app.amqp._rtable = None
-    for cached in ("queues", "router"):
-        app.amqp.__dict__.pop(cached, None)
+    with in_process_worker(broker_url=REDIS_URL, name="issuance-test") as app:
+        yield app
 
 
 @pytest.fixture
