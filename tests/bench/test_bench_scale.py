@@ -22,8 +22,9 @@ def _run(code: str, tmp_path) -> str:
     """`code` in a fresh process on bench/harness.py's throwaway portal (as bench/run.py runs it)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PORTAL_BROKER_URL")}
     if env.get("DATABASE_URL", "").startswith("postgres"):
-        # The harness makes (and drops) test_<name>: not the test database this session runs on.
-        env["DATABASE_URL"] += "_bench_scale"
+        # The harness makes (and drops) test_<name>: not the test database this session runs on,
+        # nor the one of this module's other test, which another xdist worker may run at the same time.
+        env["DATABASE_URL"] += f"_bench_{tmp_path.name.replace('-', '_')[-24:]}_{os.getpid()}"
     script = tmp_path / "scale.py"
     script.write_text(
         "import json, shutil, sys, tempfile\n"
