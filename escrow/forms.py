@@ -12,7 +12,8 @@ class Pkcs12DownloadForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         min_length=MIN_PASSPHRASE_LENGTH,
         strip=False,
-        help_text=f"At least {MIN_PASSPHRASE_LENGTH} characters. It protects the file; you type it when you import it.",
+        help_text=f"At least {MIN_PASSPHRASE_LENGTH} characters. It protects the file; you type it when you import it. "
+        "KMail and Kleopatra (gpgsm) read at most 31.",
     )
     passphrase_again = forms.CharField(
         label="Passphrase (again)", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), strip=False
