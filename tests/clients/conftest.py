@@ -36,17 +36,28 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.django_db)
 
 
+_PORTAL_OUTPUTS: dict[str, PortalOutput] = {}
+
+
 @pytest.fixture(scope="session", params=sorted(CA_KEY_TYPES))
 def portal_output(request, django_db_setup, django_db_blocker, pki_material) -> PortalOutput:
     """What one CA hierarchy (RSA or ECDSA keys) issued: alice's and bob's certificates of every
-    key type with both downloads, and the served CRL listing carol's revoked certificate."""
+    key type with both downloads, and the served CRL listing carol's revoked certificate.
+
+    Made once per process: pytest sets a parametrized session fixture up again when the tests of
+    its parameters interleave on one xdist worker, and the output (files only) does not change."""
+    if request.param not in _PORTAL_OUTPUTS:
+        _PORTAL_OUTPUTS[request.param] = _make_portal_output(request.param, django_db_blocker, pki_material)
+    return _PORTAL_OUTPUTS[request.param]
+
+
+def _make_portal_output(ca_type: str, django_db_blocker, pki_material) -> PortalOutput:
     from django.conf import settings
     from django.db import transaction
     from django.test import Client, override_settings
 
     from enrollment.revocation.services import certificate_revoke
 
-    ca_type = request.param
     hierarchy = ca_hierarchy(ca_type=ca_type, pki_material=pki_material, key_dir=Path(settings.PORTAL_CA_KEY_DIR))
     identities = {}
     with django_db_blocker.unblock(), override_settings(PORTAL_KEY_SEPARATION=False), transaction.atomic():
