@@ -14,9 +14,10 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from .directory.batch import publication_attempt
 from .directory.ca_entry import ca_entry_publish as ca_entry_publish_now
 from .directory.drain import publications_drain
-from .directory.services import directory_configured, publication_attempt
+from .directory.services import directory_configured
 from .models import CertificateAuthority, CertificateRequest, DirectoryPublication
 from .revocation.services import crls_refresh as refresh_due_crls
 from .services.expiry import certificates_expire as expire_due_certificates

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NONE, SUBTREE, Connection, Server, Tls
@@ -95,6 +96,10 @@ class EntryLocator:
     mail: str
     user: str = ""
     dn: str = ""
+
+
+# A mail filter that is one equality on one attribute: many mailboxes can be looked up in one search.
+_EQUALITY_MAIL_FILTER = re.compile(r"^\(([A-Za-z][\w-]*)=%\(mail\)s\)$")
 
 
 class DirectoryClient:
@@ -226,6 +231,38 @@ class DirectoryClient:
             raise DirectoryError(f"More than one directory entry matches {where}; store the DN on the employee.")
         raw = entries[0].get("raw_attributes") or {}
         return DirectoryEntry(dn=entries[0]["dn"], values={name: list(values) for name, values in raw.items()})
+
+    def find_entries_by_mail(self, mails: Sequence[str], *, attributes: list[str]) -> dict[str, list[DirectoryEntry]] | None:
+        """The entries carrying each mailbox (lowercased key), found with one search for all of them.
+
+        None when that cannot be done exactly (the mail filter is more than one equality, or the
+        directory refused the search, e.g. its size limit): the caller then uses find_entry one
+        by one, which also words the errors. Raises DirectoryUnavailable like every call.
+        """
+        match = _EQUALITY_MAIL_FILTER.match(self.config.mail_filter)
+        found: dict[str, list[DirectoryEntry]] = {mail.lower(): [] for mail in mails}
+        if match is None or not found:
+            return None if match is None else found
+        mail_attribute = match.group(1)
+        search_filter = "(|" + "".join(f"({mail_attribute}={escape_filter_chars(mail)})" for mail in found) + ")"
+        base = self.config.user_base_dn
+        try:
+            connection = self._call(
+                f"searching {len(found)} mailboxes under {base}", "search", base, search_filter,
+                search_scope=SUBTREE, attributes=[*attributes, mail_attribute],
+            )  # fmt: skip
+        except ldap_exceptions.LDAPOperationResult:
+            return None
+        for item in connection.response or []:
+            if item.get("type") != "searchResEntry":
+                continue
+            raw = item.get("raw_attributes") or {}
+            entry = DirectoryEntry(dn=item["dn"], values={name: list(values) for name, values in raw.items()})
+            for value in entry.get(mail_attribute):
+                entries = found.get(value.decode("utf-8", "replace").lower())
+                if entries is not None and entry not in entries:
+                    entries.append(entry)
+        return found
 
     def modify_values(
         self,

@@ -1,9 +1,10 @@
 """Draining the directory outbox: what is due (`manage.py publish_pending`, the periodic task)
-and "retry now" for chosen rows (the admin action and the API), over one connection."""
+and "retry now" for chosen rows (the admin action and the API), over one connection, in
+batches (batch.py: a chunk of rows costs a few SQL statements and one search)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,9 +13,10 @@ from django.utils import timezone
 from core.exceptions import ConfigurationError, NotAllowed, NotFound, PortalError
 
 from ..models import DirectoryPublication
+from .batch import AttemptResult, BatchOutcome, publications_attempt
 from .client import DirectoryClient
 from .config import DirectoryConfig
-from .services import DUE_STATES, NO_DIRECTORY, AttemptResult, State, directory_config, publication_attempt
+from .services import DUE_STATES, NO_DIRECTORY, State, directory_config
 
 # --- Draining what is due ----------------------------------------------------------------
 
@@ -49,21 +51,14 @@ def publications_due(*, now: datetime | None = None, include_not_due: bool = Fal
     return rows.order_by("next_attempt_at", "pk")
 
 
-def _attempts(pks: Iterable[int], *, config: DirectoryConfig, actor=None) -> Iterator[AttemptResult]:
-    """Attempt the rows one after another over one connection (network outside any transaction).
+def _attempts(pks: list[int], *, config: DirectoryConfig, actor=None, due_at: datetime | None = None) -> BatchOutcome:
+    """Attempt the rows over one connection (network outside any transaction), in batches.
 
     Stops after an attempt that found the directory unusable (unreachable, TLS, bind refused):
-    the others would fail alike. Rows that no longer exist are passed over.
+    the others would fail alike, and stay as they were. Rows that no longer exist are passed over.
     """
     with DirectoryClient(config) as client:
-        for pk in pks:
-            publication = DirectoryPublication.objects.filter(pk=pk).first()
-            if publication is None:
-                continue
-            result = publication_attempt(publication=publication, connection=client, actor=actor)
-            yield result
-            if result.unavailable:
-                return
+        return publications_attempt(pks=pks, client=client, actor=actor, due_at=due_at)
 
 
 def publications_drain(
@@ -86,7 +81,8 @@ def publications_drain(
     if config is None:
         summary.unavailable = NO_DIRECTORY
         return summary
-    for result in _attempts(rows, config=config):
+    outcome = _attempts(rows, config=config, due_at=None if include_not_due else (now or timezone.now()))
+    for result in outcome.results:
         if result.skipped:
             summary.due -= 1
             continue
@@ -139,7 +135,5 @@ def publications_retry(*, publication_ids: Iterable[int], actor) -> RetryOutcome
     config = directory_config()
     if config is None:
         raise DirectoryNotConfigured(NO_DIRECTORY)
-    outcome = RetryOutcome(results=list(_attempts(pks, config=config, actor=actor)))
-    if outcome.results and outcome.results[-1].unavailable:
-        outcome.not_attempted = [pk for pk in pks if pk > outcome.results[-1].publication.pk]
-    return outcome
+    attempted = _attempts(pks, config=config, actor=actor)
+    return RetryOutcome(results=attempted.results, not_attempted=sorted(attempted.not_attempted))

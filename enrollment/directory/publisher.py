@@ -200,10 +200,18 @@ def _normalized_dn(dn: str) -> tuple:
         return (dn.strip().lower(),)
 
 
-def _write(client: DirectoryClient, locator: EntryLocator, *, attributes: list[str], planner) -> tuple[str, _Plan]:
-    """Read, plan, write; read and plan again when the entry changed in between."""
+def entry_attributes(config) -> list[str]:
+    """The attributes sync_entry reads (and a batch prefetches): the certificate one, and the S/MIME one if published."""
+    smime_attribute = config.smime_attribute if config.publish_smime_capable else None
+    return [config.certificate_attribute] + ([smime_attribute] if smime_attribute else [])
+
+
+def _write(
+    client: DirectoryClient, locator: EntryLocator, *, attributes: list[str], planner, read: DirectoryEntry | None = None
+) -> tuple[str, _Plan]:
+    """Read (unless `read` is the entry as just read), plan, write; read and plan again when the entry changed in between."""
     for _attempt in range(3):
-        entry = client.find_entry(locator, attributes=attributes)
+        entry, read = read or client.find_entry(locator, attributes=attributes), None
         plan = planner(entry)
         if not plan.changes:
             return entry.dn, plan
@@ -223,6 +231,7 @@ def sync_entry(
     issuers: Sequence[x509.Certificate],
     own: Iterable[str] = (),
     elsewhere: Iterable[str] = (),
+    entry: DirectoryEntry | None = None,
 ) -> SyncOutcome:
     """Make the person's entry carry exactly `wanted` among the portal's values; foreign values stay.
 
@@ -231,12 +240,13 @@ def sync_entry(
     `elsewhere`: DNs where earlier attempts wrote them; on those entries (other than the
     one `locator` finds now) the person's certificates are removed, and an entry that no
     longer exists there counts as clean. The current entry is written first, so a sender
-    never finds the person without a certificate in between.
+    never finds the person without a certificate in between. `entry`: the current entry as a
+    batch search just read it (with entry_attributes), saving the read here.
     """
     wanted = [w for w in wanted if encryption_capable(w.certificate)]
     config = client.config
     smime_attribute = config.smime_attribute if config.publish_smime_capable else None
-    attributes = [config.certificate_attribute] + ([smime_attribute] if smime_attribute else [])
+    attributes = entry_attributes(config)
     plan_for = dict(
         issuers=issuers, certificate_attribute=config.certificate_attribute, smime_attribute=smime_attribute
     )
@@ -244,7 +254,7 @@ def sync_entry(
     def current(entry: DirectoryEntry) -> _Plan:
         return _plan(entry, wanted=wanted, removable=lambda other: issued_by(other, issuers), **plan_for)
 
-    entry_dn, plan = _write(client, locator, attributes=attributes, planner=current)
+    entry_dn, plan = _write(client, locator, attributes=attributes, planner=current, read=entry)
     outcome = SyncOutcome(
         entry_dn=entry_dn, changed=plan.changes, added=sorted(plan.added), removed=sorted(plan.removed)
     )

@@ -7,6 +7,7 @@ order in which those events happened or were retried.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.utils import timezone
@@ -42,10 +43,16 @@ def directory_certificates(*, employee: Employee, now: datetime | None = None) -
 
     When it is revoked or expires, the next older valid one takes its place again.
     """
+    return directory_certificates_by_employee(employee_ids=[employee.pk], now=now)[employee.pk]
+
+
+def directory_certificates_by_employee(*, employee_ids: Iterable[int], now: datetime | None = None) -> dict[int, list[Certificate]]:
+    """directory_certificates for many employees with one query (a batch drain): employee id -> certificates."""
     now = now or timezone.now()
+    wanted: dict[int, list[Certificate]] = {pk: [] for pk in employee_ids}
     candidates = (
         Certificate.objects.filter(
-            employee=employee,
+            employee_id__in=list(wanted),
             status=Certificate.Status.VALID,
             usage__in=ENCRYPTION_USAGES,
             not_before__lte=now,
@@ -53,9 +60,9 @@ def directory_certificates(*, employee: Employee, now: datetime | None = None) -
         )
         .exclude(directory_publication__state__in=REMOVAL_STATES)
         .select_related("issuer__parent")
-        .order_by("-not_before", "-pk")
+        .order_by("employee_id", "-not_before", "-pk")
     )
     for certificate in candidates:
-        if certificate_belongs_in_directory(certificate, now=now):
-            return [certificate]
-    return []
+        if not wanted[certificate.employee_id] and certificate_belongs_in_directory(certificate, now=now):
+            wanted[certificate.employee_id] = [certificate]
+    return wanted

@@ -166,7 +166,7 @@ def test_without_a_directory_nothing_is_recorded(settings, issue_certificate, al
 def test_a_directory_that_does_not_answer_times_out(ldap_settings, directory, issued):
     import time
 
-    from enrollment.directory.services import publication_attempt
+    from enrollment.directory.batch import publication_attempt
 
     ldap_settings.PORTAL_LDAP_TIMEOUT = 1
     ldap_settings.PORTAL_LDAP_RECEIVE_TIMEOUT = 1

@@ -11,11 +11,8 @@ from portal_testing import require_tool
 from slapd_server import PEOPLE_DN, find_program, person_dn
 
 from audit.models import AuditEvent
-from enrollment.directory.services import (
-    publication_attempt,
-    publication_schedule,
-    publication_schedule_removal,
-)
+from enrollment.directory.batch import publication_attempt
+from enrollment.directory.services import publication_schedule, publication_schedule_removal
 from enrollment.models import DirectoryPublication
 from enrollment.services.employees import employee_upsert
 

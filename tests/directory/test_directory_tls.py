@@ -6,7 +6,8 @@ import pytest
 from portal_testing import require_tool
 from slapd_server import SlapdServer, find_program, person_dn
 
-from enrollment.directory.services import publication_attempt, publication_schedule
+from enrollment.directory.batch import publication_attempt
+from enrollment.directory.services import publication_schedule
 
 ALICE = person_dn("alice")
 BINARY = "userCertificate;binary"
