@@ -100,11 +100,15 @@ def event_fields(event: AuditEvent) -> dict:
 class _ChainCheck:
     """Feed the events in id order; the first that breaks a rule, and why."""
 
-    def __init__(self, *, start_hash: str, keyring: ChainKeyring | None):
+    def __init__(
+        self, *, start_hash: str, keyring: ChainKeyring | None, keyed: bool = False,
+        first_unsealed: AuditEvent | None = None,
+    ):
+        # `keyed` and `first_unsealed`: the state at the end of a prefix verified before (verification.py).
         self.previous = start_hash
         self.keyring = keyring
-        self.first_unsealed: AuditEvent | None = None  # first unkeyed event not (yet) sealed by the switch
-        self.keyed = False
+        self.first_unsealed = first_unsealed  # first unkeyed event not (yet) sealed by the switch
+        self.keyed = keyed
         self.first_keyed: AuditEvent | None = None
         self.key_ids: set[str] = set()
 
@@ -167,6 +171,47 @@ def audit_chain_breaks(
             return event
     unsealed = check.finish()
     return unsealed[0] if unsealed else None
+
+
+@dataclass
+class ChainProgress:
+    """How far a check of the chain's continuation got: the last event that verified, the first that did not."""
+
+    checked: int = 0
+    last: AuditEvent | None = None  # the newest event that verified
+    keyed: bool = False  # the check's state after `last`, to continue from it
+    first_unsealed: AuditEvent | None = None
+    broken: AuditEvent | None = None
+    reason: str = ""
+    unverifiable: bool = False  # `broken` names a key id that is not configured: not proof of tampering
+
+
+def audit_chain_continue(
+    events: Iterable[AuditEvent], *, start_hash: str, keyed: bool = False, first_unsealed: AuditEvent | None = None,
+    at_head: bool, keyring: ChainKeyring | None = None,
+) -> ChainProgress:
+    """Verify `events`, in id order, as the continuation of a prefix verified before.
+
+    `start_hash` is the hash of the prefix's last event (the genesis hash for none), `keyed`
+    and `first_unsealed` the check's state there (ChainProgress of the previous run).
+    `at_head`: the events end with the newest one, so that unkeyed events no switch event
+    sealed by then are a forgery; otherwise a later run may still see the switch.
+    """
+    check = _ChainCheck(start_hash=start_hash, keyring=keyring, keyed=keyed, first_unsealed=first_unsealed)
+    progress = ChainProgress(keyed=keyed, first_unsealed=first_unsealed)
+    for event in events:
+        progress.checked += 1
+        try:
+            reason = check.feed(event)
+        except ChainKeyError as exc:
+            reason, progress.unverifiable = str(exc), True
+        if reason is not None:
+            progress.broken, progress.reason = event, reason
+            return progress
+        progress.last, progress.keyed, progress.first_unsealed = event, check.keyed, check.first_unsealed
+    if at_head and (unsealed := check.finish()) is not None:
+        progress.broken, progress.reason = unsealed
+    return progress
 
 
 # --- Anchors: detect deletion of the newest events -----------------------------------------
@@ -252,6 +297,9 @@ class AuditVerification:
     first_keyed_id: int | None = None
     key_ids: list[str] = field(default_factory=list)
     last_anchor: AuditAnchor | None = None  # the newest anchor that holds, by its head
+    verified_through: AuditEvent | None = None  # the newest event before `broken` (all of them when intact)
+    keyed: bool = False  # the check's state after `verified_through` (ChainProgress)
+    first_unsealed: AuditEvent | None = None
 
     @property
     def ok(self) -> bool:
@@ -279,6 +327,9 @@ def audit_verify(
                 reason, result.unverifiable = str(exc), True
             if reason is not None:
                 result.broken, result.reason = event, reason
+            else:
+                result.verified_through, result.keyed = event, check.keyed
+                result.first_unsealed = check.first_unsealed
         if event.pk in wanted:
             seen[event.pk] = (event.hash, result.count)
     if result.broken is None and (unsealed := check.finish()) is not None:

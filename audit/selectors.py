@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.apps import apps
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from .chain import audit_chain_breaks
-from .models import AuditEvent
+from .models import AuditChainState, AuditEvent
 
-# The admin verifies the chain on every changelist view; beyond this many events it checks
-# the newest ones only and points at `manage.py verify_audit_log` for the whole chain. 500, as
-# the dashboard: 5,000 cost about half a second per view at 50,000 events (issue 13); the
-# keyed checkpoints and `verify_audit_log --anchors` cover what lies before the window.
+# `audit_chain_status` verifies the newest this many events now (bench/run.py checks the whole chain with it).
 AUDIT_ADMIN_VERIFY_LIMIT = 500
+# The events newer than the verified point are counted up to this many ("more than ...").
+UNCHECKED_COUNT_CAP = 10_000
 
 
 def audit_log_visible_to(*, user) -> bool:
@@ -80,3 +81,64 @@ def audit_chain_status(*, limit: int = AUDIT_ADMIN_VERIFY_LIMIT) -> ChainStatus:
     start = window.values_list("previous_hash", flat=True).first()
     broken = audit_chain_breaks(window.iterator(chunk_size=2000), start_hash=start)
     return ChainStatus(count=count, checked=limit, broken_at=broken.pk if broken else None)
+
+
+@dataclass(frozen=True)
+class ChainVerification:
+    """What the chain checks stored (audit/verification.py), as the admin and the dashboard show it."""
+
+    verified_through_id: int
+    verified_at: datetime | None
+    unchecked: int  # events newer than the verified point, counted up to UNCHECKED_COUNT_CAP + 1
+    broken_at: int | None
+    broken_reason: str
+    unverifiable: bool
+    full_check_at: datetime | None
+    full_check_events: int
+    full_check_intact: bool
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None
+
+    def __str__(self) -> str:
+        if not self.intact:
+            verdict = "broken" if not self.unverifiable else "cannot be verified"
+            parts = [f"{verdict} at #{self.broken_at}: {self.broken_reason}"]
+        elif self.verified_through_id:
+            parts = [f"intact through event #{self.verified_through_id}" + _at(self.verified_at)]
+        else:
+            parts = ["intact (no event verified yet)" if self.unchecked else "intact (no events)"]
+        if self.intact and self.unchecked:
+            many = f"more than {UNCHECKED_COUNT_CAP:,}" if self.unchecked > UNCHECKED_COUNT_CAP else f"{self.unchecked:,}"
+            parts.append(f"{many} newer events not yet checked (the periodic job audit.chain_verify checks them)")
+        if self.full_check_at is None:
+            parts.append("no full re-verification yet (manage.py verify_audit_log, or the daily job)")
+        else:
+            verdict = "intact" if self.full_check_intact else "BROKEN"
+            parts.append(f"last full re-verification{_at(self.full_check_at)}: {verdict}, {self.full_check_events:,} events")
+        return "; ".join(parts)
+
+
+def _at(moment: datetime | None) -> str:
+    return f" at {timezone.localtime(moment):%Y-%m-%d %H:%M %Z}" if moment is not None else ""
+
+
+def audit_chain_verification() -> ChainVerification:
+    """The stored verdict and how many events are newer than its point: two indexed queries."""
+    state = AuditChainState.objects.filter(pk=1).first() or AuditChainState()
+    unchecked = 0
+    if state.broken_id is None:
+        newer = AuditEvent.objects.filter(id__gt=state.verified_through_id).order_by()
+        unchecked = newer[: UNCHECKED_COUNT_CAP + 1].count()
+    return ChainVerification(
+        verified_through_id=state.verified_through_id,
+        verified_at=state.verified_at,
+        unchecked=unchecked,
+        broken_at=state.broken_id,
+        broken_reason=state.broken_reason,
+        unverifiable=state.broken_unverifiable,
+        full_check_at=state.full_check_at,
+        full_check_events=state.full_check_events,
+        full_check_intact=state.full_check_intact,
+    )

@@ -1,8 +1,8 @@
 """The audit chain's health for the admin dashboard, bounded whatever the size of the log.
 
-Verifying the whole chain on every view would grow with the log; the dashboard checks the
-newest DASHBOARD_CHAIN_WINDOW events and their links (audit_chain_status) and the newest
-anchor (audit_checkpoint's last line): still signed with the anchor key, its head still in
+Verifying the whole chain on every view would grow with the log; the dashboard reads what
+the chain checks stored (audit_chain_verification: the verified point, a break, the last full
+re-verification; audit/verification.py) and checks the newest anchor (audit_checkpoint's last line): still signed with the anchor key, its head still in
 the chain with the same hash and as many events up to it. `manage.py verify_audit_log
 --anchors` checks everything.
 """
@@ -18,9 +18,8 @@ from django.conf import settings
 
 from .chain import AnchorError, AuditAnchor, anchor_parse
 from .models import AuditEvent
-from .selectors import ChainStatus, audit_chain_status
+from .selectors import ChainVerification, audit_chain_verification
 
-DASHBOARD_CHAIN_WINDOW = 500
 _LAST_LINE_BYTES = 4096  # an anchor line is about 200 bytes
 
 
@@ -36,7 +35,7 @@ class CheckpointStatus:
 
 @dataclass(frozen=True)
 class AuditSummary:
-    chain: ChainStatus
+    chain: ChainVerification
     last_event_at: datetime | None
     checkpoint: CheckpointStatus
 
@@ -86,9 +85,9 @@ def audit_checkpoint_status(*, path=None, key: str | None = None) -> CheckpointS
     return CheckpointStatus(anchor=anchor, problem=_anchor_holds(anchor))
 
 
-def audit_dashboard_summary(*, window: int = DASHBOARD_CHAIN_WINDOW, anchor_path=None) -> AuditSummary:
+def audit_dashboard_summary(*, anchor_path=None) -> AuditSummary:
     return AuditSummary(
-        chain=audit_chain_status(limit=window),
+        chain=audit_chain_verification(),
         last_event_at=AuditEvent.objects.order_by("-id").values_list("timestamp", flat=True).first(),
         checkpoint=audit_checkpoint_status(path=anchor_path),
     )

@@ -232,13 +232,21 @@ class ApprovalQueueMixin:
 
     def changelist_view(self, request, extra_context=None):
         extra_context = dict(extra_context or {})
-        if showing_pending(request) and "title" not in extra_context:
-            count = requests_pending().count()
-            extra_context["title"] = f"Approval queue: {_count(count)} waiting for approval"
+        queue_title = showing_pending(request) and "title" not in extra_context
         if request.method == "GET":
             progress = issuance_progress()  # bulk approvals issued by workers: how far they are
             extra_context["issuance_progress"] = progress if progress.active else None
-        return super().changelist_view(request, extra_context)
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if queue_title and context is not None:  # set before the (lazy) render
+            changelist = context.get("cl")
+            # The plain queue's count is the paginator's already: not a second COUNT of the pending rows.
+            plain = changelist is not None and not changelist.query and not changelist.filter_refused and (
+                set(changelist.get_filters_params()) <= {"state", "state__exact"}
+            )
+            count = changelist.result_count if plain else requests_pending().count()
+            context["title"] = f"Approval queue: {_count(count)} waiting for approval"
+        return response
 
     # --- who asks: the employee's directory details, their other certificates and requests ---
 

@@ -46,6 +46,8 @@ CELERY_BEAT_SCHEDULE = {
     "expiry-notices-send": {"task": "enrollment.expiry_notices_send", "schedule": 6 * 3600.0},
     "pickup-copies-purge": {"task": "escrow.pickup_copies_purge_expired", "schedule": 3600.0},
     "audit-checkpoint": {"task": "audit.checkpoint", "schedule": float(PORTAL_AUDIT_CHECKPOINT_SECONDS)},
+    "audit-chain-verify": {"task": "audit.chain_verify", "schedule": 300.0},
+    "audit-chain-verify-full": {"task": "audit.chain_verify_full", "schedule": 24 * 3600.0},
     "recoveries-expire": {"task": "escrow.recoveries_expire", "schedule": 3600.0},
     "mail-outbox-drain": {"task": "notifications.mail_outbox_drain", "schedule": 300.0},
 }
