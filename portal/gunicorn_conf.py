@@ -12,6 +12,7 @@ PORTAL_WEB_THREADS  threads per process (gthread worker); default 4, for request
                     machine (each thread keeps one for PORTAL_DB_CONN_MAX_AGE seconds).
 PORTAL_WEB_TIMEOUT  seconds before a silent worker is restarted; default 60 (an RSA-4096 issuance in
                     the request stays well below it).
+PORTAL_WEB_MAX_REQUESTS  requests before a worker is replaced; default 100,000 (below).
 
 The proxy: gunicorn takes X-Forwarded-Proto only from PORTAL_TRUSTED_PROXIES, the same list the
 settings give the portal's middleware (audit/middleware.py), not from gunicorn's own default
@@ -40,7 +41,9 @@ timeout = env.int("PORTAL_WEB_TIMEOUT", default=60)
 graceful_timeout = 30
 keepalive = 5  # behind a proxy that keeps connections open to us
 # Workers are replaced after this many requests (with jitter, not all at once): a slow leak stays small.
-max_requests = env.int("PORTAL_WEB_MAX_REQUESTS", default=2000)
+# Not fewer: OCSP answers hundreds a second per worker, and a new worker spends a second or more
+# loading Django and the responder key (2,000 restarted each worker every few seconds under load).
+max_requests = env.int("PORTAL_WEB_MAX_REQUESTS", default=100_000)
 max_requests_jitter = max_requests // 10
 
 

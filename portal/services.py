@@ -35,9 +35,13 @@ MAX_ACTIVE_TOKENS = 50
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def credential_stamp(user) -> str:
-    """Changes whenever the account's password, roles, staff or superuser flag or activity change."""
-    roles = ",".join(sorted(user.groups.values_list("name", flat=True)))
+def credential_stamp(user, *, group_names=None) -> str:
+    """Changes whenever the account's password, roles, staff or superuser flag or activity change.
+
+    `group_names`: the user's groups when the caller has read them already (token authentication)."""
+    if group_names is None:
+        group_names = user.groups.values_list("name", flat=True)
+    roles = ",".join(sorted(group_names))
     material = "|".join([user.password, roles, str(user.is_staff), str(user.is_superuser), str(user.is_active)])
     return hashlib.sha256(material.encode()).hexdigest()
 

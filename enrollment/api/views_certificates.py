@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -113,9 +114,14 @@ class CertificatePkcs12View(FileView):
         },
     )
     def post(self, request, serial: str):
-        # Someone else's certificate is a 404 before any validation can hint that it exists.
-        enrollment_selectors.certificate_of_owner(user=request.user, serial=selectors.checked_serial(serial))
-        data = validated_body(Pkcs12Serializer, request)
+        serial = selectors.checked_serial(serial)
+        try:
+            data = validated_body(Pkcs12Serializer, request)
+        except APIException:  # the body's 400 (or 415)
+            # Someone else's certificate is a 404 before any validation can hint that it exists;
+            # a valid body leaves that to the service (one read of the certificate, not two).
+            enrollment_selectors.certificate_of_owner(user=request.user, serial=serial)
+            raise
         certificate, bundle = certificate_pkcs12_export(
             user=request.user, serial=serial, passphrase=data["passphrase"], fmt=data["format"]
         )

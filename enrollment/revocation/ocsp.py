@@ -1,21 +1,32 @@
 """The OCSP responder's Django side: status lookup and who signs.
 
 `ocsp_respond` answers one DER request for the CA named in the URL. The crypto is in
-`enrollment.pki.ocsp`; this module adds the database lookup (one indexed query by issuer
-and serial) and the signer: with `PORTAL_OCSP_SIGNER = "delegated"` (default) a
-short-lived responder certificate from `enrollment.keystore.ocsp`, with `"ca"` the CA key.
+`enrollment.pki.ocsp`; this module adds the database lookup and the signer: with
+`PORTAL_OCSP_SIGNER = "delegated"` (default) a short-lived responder certificate from
+`enrollment.keystore.ocsp`, with `"ca"` the CA key.
+
+One query per answer (issue 13: the ORM's two queries were half of an answer's time). Each
+process keeps the CA's row (parsed certificate, key backend and reference) per slug; the
+one query reads the certificate's status together with the CA's certificate and key columns,
+and an answer made with a cached CA that no longer matches them is made again from the row.
+So a CA whose certificate or key changes is answered for with the new one from the next
+request on, in every process. The SQL is compiled by the ORM once per process, not per answer.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509 import ocsp as x509_ocsp
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import FilteredRelation, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from core.exceptions import ConfigurationError
 from escrow.models import KeyRecoveryAgent
@@ -29,10 +40,40 @@ from ..pki.serials import serial_text
 
 logger = logging.getLogger(__name__)
 
+UNAUTHORIZED = pki_ocsp.unsuccessful_response(x509_ocsp.OCSPResponseStatus.UNAUTHORIZED)
+
 
 def ocsp_response_validity() -> timedelta:
     # nextUpdate = thisUpdate + validity; the SBR's interval counts both ends (+1 second).
     return timedelta(hours=settings.PORTAL_OCSP_VALIDITY_HOURS) - timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class _Authority:
+    """A CA row as the responder needs it (without its CRL), kept per process by slug."""
+
+    ca: CertificateAuthority
+
+    @property
+    def usable(self) -> bool:
+        # e.g. an imported root without its key: nobody here can sign for it
+        return self.ca.key_backend != KeyBackendName.NONE and bool(self.ca.key_reference)
+
+    @property
+    def identity(self) -> tuple:
+        return (self.ca.pk, bytes(self.ca.certificate_der), self.ca.key_backend, self.ca.key_reference)
+
+
+_authorities: dict[str, _Authority] = {}
+
+
+class _StaleAuthority(Exception):
+    """The cached CA is not the row any more: answer again from the row."""
+
+
+def ocsp_authority_cache_clear() -> None:
+    """Forget the cached CAs (tests; the cache also notices a changed row by itself)."""
+    _authorities.clear()
 
 
 def ocsp_respond(*, ca_slug: str, request_der: bytes, now: datetime | None = None) -> bytes:
@@ -42,28 +83,45 @@ def ocsp_respond(*, ca_slug: str, request_der: bytes, now: datetime | None = Non
     slug, no usable key, other issuer hashes) `unauthorized`, and a responder that cannot
     sign (key file or passphrase problem) `internalError`, logged.
     """
-    # Not the stored CRL (megabytes with many revoked): an answer reads one certificate row.
-    ca = _one(CertificateAuthority.objects.defer("crl_der").filter(slug=ca_slug)) if isinstance(ca_slug, str) else None
-    if ca is not None and (ca.key_backend == KeyBackendName.NONE or not ca.key_reference):
-        ca = None  # e.g. an imported root without its key: nobody here can sign for it
     now = now or timezone.now()
+    if not isinstance(ca_slug, str):
+        return _answer(None, request_der=request_der, now=now, cached=False)
+    authority = _authorities.get(ca_slug)
+    if authority is not None:
+        try:
+            return _answer(authority, request_der=request_der, now=now, cached=True)
+        except _StaleAuthority:
+            pass
+    return _answer(_authority_load(ca_slug), request_der=request_der, now=now, cached=False)
+
+
+def _authority_load(slug: str) -> _Authority | None:
+    # Not the stored CRL (megabytes with many revoked).
+    ca = next(iter(CertificateAuthority.objects.defer("crl_der").filter(slug=slug).order_by()[:1]), None)
+    if ca is None:
+        _authorities.pop(slug, None)
+        return None
+    authority = _authorities[slug] = _Authority(ca)
+    return authority
+
+
+def _answer(authority: _Authority | None, *, request_der: bytes, now: datetime, cached: bool) -> bytes:
+    ca = authority.ca if authority is not None and authority.usable else None
     try:
-        return pki_ocsp.respond(
+        body = pki_ocsp.respond(
             request_der=request_der,
             issuer_certificate=ca.certificate if ca is not None else None,
-            lookup=lambda serial: _certificate_status(ca=ca, serial_number=serial),
+            lookup=lambda serial: _certificate_status(authority=authority, serial_number=serial, cached=cached),
             responder=lambda: _signer(ca=ca, now=now),
             now=now,
             validity=ocsp_response_validity(),
         )
     except (ConfigurationError, KeyBackendError, OSError) as exc:
-        logger.error("OCSP responder for %s cannot sign: %s", ca_slug, exc)
+        logger.error("OCSP responder for %s cannot sign: %s", ca.slug if ca else "?", exc)
         return pki_ocsp.unsuccessful_response(x509_ocsp.OCSPResponseStatus.INTERNAL_ERROR)
-
-
-def _one(queryset):
-    # The row of a unique key, or None: without first()'s ORDER BY (compiled on every answer, for nothing).
-    return next(iter(queryset.order_by()[:1]), None)
+    if cached and body == UNAUTHORIZED:
+        raise _StaleAuthority  # the CA may have a new certificate (or key) since it was cached
+    return body
 
 
 def _reason(name: str) -> x509.ReasonFlags | None:
@@ -79,14 +137,16 @@ def _reason(name: str) -> x509.ReasonFlags | None:
         return None
 
 
-def _certificate_status(*, ca: CertificateAuthority, serial_number: int) -> pki_ocsp.StatusInfo:
-    row = _one(
-        Certificate.objects.filter(issuer=ca, serial=serial_text(serial_number)).values_list(
-            "status", "revoked_at", "revocation_reason"
-        )
-    )
-    if row is not None:
-        status, revoked_at, reason = row
+def _certificate_status(*, authority: _Authority, serial_number: int, cached: bool) -> pki_ocsp.StatusInfo:
+    row = _status_row(slug=authority.ca.slug, serial=serial_text(serial_number))
+    if row is None or (cached and row[:4] != authority.identity):
+        if cached:
+            raise _StaleAuthority
+        return pki_ocsp.UNKNOWN  # the CA row went away since it was read, a moment ago
+    status, revoked_at, reason = row[4:]
+    ca = authority.ca
+    if status is not None:
+        revoked_at = _aware(revoked_at)
         if status == Certificate.Status.REVOKED or revoked_at is not None:
             # Revocation is final: an expired certificate that was revoked stays revoked.
             return pki_ocsp.StatusInfo(
@@ -99,6 +159,53 @@ def _certificate_status(*, ca: CertificateAuthority, serial_number: int) -> pki_
         return pki_ocsp.GOOD
     # Never issued by this CA (as far as the portal knows): not "good" (SBR 4.9.9).
     return pki_ocsp.UNKNOWN
+
+
+# The one query of an answer, compiled by the ORM once per process and database: the CA row's
+# identity (what the cache compares) and the certificate's status, NULL when it has no row.
+_SLUG, _SERIAL = "<ocsp slug>", "<ocsp serial>"
+_status_sql: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def _status_query(alias: str) -> tuple[str, tuple[str, ...]]:
+    compiled = _status_sql.get(alias)
+    if compiled is None:
+        queryset = (
+            CertificateAuthority.objects.filter(slug=_SLUG)
+            .annotate(match=FilteredRelation("certificates", condition=Q(certificates__serial=_SERIAL)))
+            .values_list(
+                "pk", "certificate_der", "key_backend", "key_reference",
+                "match__status", "match__revoked_at", "match__revocation_reason",
+            )
+            .order_by()[:1]
+        )  # fmt: skip
+        sql, params = queryset.query.get_compiler(using=alias).as_sql()
+        if sorted(params) != sorted((_SLUG, _SERIAL)):
+            raise RuntimeError(f"unexpected parameters in the OCSP status query: {params!r}")
+        compiled = _status_sql[alias] = (sql, tuple(params))
+    return compiled
+
+
+def _status_row(*, slug: str, serial: str) -> tuple | None:
+    connection = connections[DEFAULT_DB_ALIAS]
+    sql, params = _status_query(DEFAULT_DB_ALIAS)
+    values = {_SLUG: slug, _SERIAL: serial}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [values[param] for param in params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, certificate_der, *rest = row
+    return (pk, bytes(certificate_der), *rest)
+
+
+def _aware(value) -> datetime | None:
+    # What the ORM's converters do for a DateTimeField: SQLite gives naive UTC (or text).
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    return value
 
 
 def _issued_ca_or_agent(*, ca: CertificateAuthority, serial_number: int) -> bool:

@@ -8,10 +8,15 @@ from django.urls import path
 
 from . import views
 
-urlpatterns = [
-    path("pki/<slug:slug>.crt", views.ca_certificate, name="ca-certificate"),
-    path("pki/<slug:slug>.crl", views.ca_crl, name="ca-crl"),
+# Also what portal/wsgi.py serves ahead of the middleware stack (its OCSP fast path).
+ocsp_urlpatterns = [
     path("ocsp/<slug:slug>", views.ocsp, name="ocsp"),
     path("ocsp/<slug:slug>/", views.ocsp),
     path("ocsp/<slug:slug>/<path:encoded>", views.ocsp, name="ocsp-get"),
+]
+
+urlpatterns = [
+    path("pki/<slug:slug>.crt", views.ca_certificate, name="ca-certificate"),
+    path("pki/<slug:slug>.crl", views.ca_crl, name="ca-crl"),
+    *ocsp_urlpatterns,
 ]

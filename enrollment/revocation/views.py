@@ -93,9 +93,9 @@ def ocsp(request, slug: str, encoded: str = ""):
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     response = HttpResponse(body, content_type=CONTENT_TYPE)
-    parsed = x509_ocsp.load_der_ocsp_response(body)
-    if request.method != "POST" and parsed.response_status is x509_ocsp.OCSPResponseStatus.SUCCESSFUL:
-        # RFC 5019 6.2: caches may keep a GET answer until its nextUpdate.
+    parsed = x509_ocsp.load_der_ocsp_response(body) if request.method != "POST" else None
+    if parsed is not None and parsed.response_status is x509_ocsp.OCSPResponseStatus.SUCCESSFUL:
+        # RFC 5019 6.2: caches may keep a GET answer until its nextUpdate (a POST's, nobody).
         this_update, next_update = parsed.this_update_utc, parsed.next_update_utc
         max_age = max(0, int((next_update - timezone.now()).total_seconds()))
         response["Cache-Control"] = f"public, max-age={max_age}, no-transform, must-revalidate"

@@ -289,11 +289,11 @@ def issuance_stuck_requests(*, older_than: timedelta | None = None, limit: int =
     )
 
 
-@transaction.atomic
 def certificate_pkcs12_export(*, user, serial: str, passphrase: str, fmt: str = "modern") -> tuple[Certificate, bytes]:
     """The owner's key, certificate and chain as PKCS#12 (the API's download), while the pickup
     window is open: the same service as the page's download (escrow.services.pickups), so a
-    signing-only key may be fetched again in another format within its shortened window."""
+    signing-only key may be fetched again in another format within its shortened window. No
+    transaction around it: the service counts the download in a short one of its own, after the build."""
     pkcs12_check_format(fmt)
     certificate, download = pickup_copy_export(actor=user, serial=serial, passphrase=passphrase, fmt=fmt)
     return certificate, download.data

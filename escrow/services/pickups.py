@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -155,24 +156,49 @@ def pickup_copy_open(*, certificate):
     return key
 
 
-@transaction.atomic
 @sensitive_variables("passphrase", "key")
 def pickup_copy_export(
     *, actor, serial: str, passphrase: str, fmt: str, include_passphrase: bool = False
 ) -> tuple[Certificate, Download]:
     """The owner's key, certificate and chain as a file in one of bundles.DOWNLOAD_FORMATS,
-    as often as the window allows (a signing-only key's window shortens at its first download)."""
+    as often as the window allows (a signing-only key's window shortens at its first download).
+
+    The key is unsealed and the file built before the transaction that counts and audits the
+    download, not in it: on SQLite a writing transaction holds the database's one write lock
+    (BEGIN IMMEDIATE), and 20 downloads queued on each other's PKCS#12 builds (issue 13). That
+    short transaction locks the copy and checks it again, so a copy destroyed meanwhile (a
+    revocation, the purge) or whose window closed is refused and the file is thrown away: a
+    download is handed out only if it is counted, before any revocation that follows it.
+    """
     certificate = selectors.certificate_of_owner(user=actor, serial=serial)
     pkcs12_check_passphrase(passphrase)
     pkcs12_check_format(fmt, choices=DOWNLOAD_FORMATS)
     if certificate.status != Certificate.Status.VALID:
         raise InvalidState(f"The certificate {certificate.serial} is {certificate.status}.")
-    pickup = _open_pickup(certificate)
+    pickup = (
+        PickupCopy.objects.filter(certificate=certificate)
+        .annotate(escrowed=Exists(EscrowRecord.objects.filter(certificate=OuterRef("certificate_id"))))
+        .order_by()
+        .first()
+    )
+    if pickup is None or pickup.expires_at <= timezone.now():
+        raise PickupUnavailable(pickup_unavailable_message(certificate=certificate))
     key = _unseal_pickup(pickup, certificate)
     download = certificate_download(
         certificate=certificate, key=key, passphrase=passphrase, fmt=fmt, include_passphrase=include_passphrase
     )
-    escrowed = EscrowRecord.objects.filter(certificate=certificate).exists()
+    _download_record(
+        certificate=certificate, actor=actor, pickup_id=pickup.pk, escrowed=pickup.escrowed, fmt=fmt,
+        passphrase_in_profile=bool(include_passphrase and fmt == "mobileconfig"),
+    )  # fmt: skip
+    return certificate, download
+
+
+@transaction.atomic
+def _download_record(*, certificate, actor, pickup_id: int, escrowed: bool, fmt: str, passphrase_in_profile: bool):
+    pickup = PickupCopy.objects.select_for_update().defer("sealed_key").filter(pk=pickup_id).first()
+    if pickup is None or pickup.expires_at <= timezone.now():
+        raise PickupUnavailable(pickup_unavailable_message(certificate=certificate))
     if not escrowed:
         pickup.expires_at = min(pickup.expires_at, timezone.now() + timedelta(hours=SIGNING_KEY_REDOWNLOAD_HOURS))
     _count_download(pickup)
@@ -182,13 +208,12 @@ def pickup_copy_export(
         obj=certificate,
         details={
             "format": fmt,
-            "passphrase_in_profile": bool(include_passphrase and fmt == "mobileconfig"),
+            "passphrase_in_profile": passphrase_in_profile,
             "download": pickup.download_count,
             "key_escrowed": escrowed,
             "pickup_until": pickup.expires_at.isoformat(),
         },
     )
-    return certificate, download
 
 
 def pickup_copy_destroy(*, certificate) -> None:

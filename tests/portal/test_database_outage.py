@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import socket
+import urllib.parse
 from unittest import mock
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp as x509_ocsp
 from django.db import InterfaceError, OperationalError, connection
 from django.test import Client, override_settings
@@ -90,14 +94,25 @@ def test_a_view_outside_drf_answers_the_503_page(pki):
         assert_page_503(_client().get("/pki/issuing-ca.crt"))
 
 
+def _status_request(pki) -> bytes:
+    """A well-formed request about a serial of the issuing CA: its answer needs the database (a
+    malformed one does not, once the responder has its CA cached: enrollment/revocation/ocsp.py)."""
+    issuer = pki["issuing"].certificate
+    name_hash = hashlib.sha1(issuer.subject.public_bytes()).digest()  # noqa: S324 - RFC 6960 CertID
+    key_hash = x509.SubjectKeyIdentifier.from_public_key(issuer.public_key()).digest
+    builder = x509_ocsp.OCSPRequestBuilder().add_certificate_by_hash(name_hash, key_hash, 0x1234, hashes.SHA1())
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_ocsp_answers_try_later(pki, method):
     client = _client()
+    der = _status_request(pki)
     with database_down():
         if method == "post":
-            response = client.post("/ocsp/issuing-ca", b"\x30\x03\x02\x01\x00", content_type="application/ocsp-request")
+            response = client.post("/ocsp/issuing-ca", der, content_type="application/ocsp-request")
         else:
-            response = client.get("/ocsp/issuing-ca/MAMCAQA=")
+            response = client.get("/ocsp/issuing-ca/" + urllib.parse.quote(base64.b64encode(der).decode(), safe=""))
 
     assert_try_later(response)
 
@@ -121,6 +136,7 @@ def test_a_real_postgresql_outage_is_a_503(transactional_db, pki, alice):
     if connection.vendor != "postgresql":
         pytest.skip("a real server outage on PostgreSQL; `make test-postgres` runs this")
     session = _client(alice)
+    der = _status_request(pki)
     saved = dict(connection.settings_dict)
     connection.close()
     connection.settings_dict.update(HOST="127.0.0.1", PORT=str(_closed_port()))
@@ -128,9 +144,7 @@ def test_a_real_postgresql_outage_is_a_503(transactional_db, pki, alice):
         assert_page_503(session.get("/"))
         assert_api_503(session.get("/api/v1/certificates/"))
         assert_api_503(_client().get("/api/v1/requests/", HTTP_AUTHORIZATION=_basic(alice)))
-        assert_try_later(
-            _client().post("/ocsp/issuing-ca", b"\x30\x03\x02\x01\x00", content_type="application/ocsp-request")
-        )
+        assert_try_later(_client().post("/ocsp/issuing-ca", der, content_type="application/ocsp-request"))
     finally:
         connection.close()
         connection.settings_dict.clear()
