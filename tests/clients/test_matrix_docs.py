@@ -33,6 +33,11 @@ def page_text(name: str) -> str:
             "openssl smime (Mutt and scripts) cannot encrypt to EC recipients nor decrypt "
             "messages sent to an EC key; openssl cms can.",
         ),
+        # test_matrix_openssl.py: test_validation_as_signer_and_recipient
+        (
+            "portal/install.html",
+            "openssl verify -purpose smimeencrypt refuses an EC certificate (“unsuitable certificate purpose”",
+        ),
         # test_matrix_gpgsm.py: test_import (modern)
         (
             "portal/install/kmail.html",
