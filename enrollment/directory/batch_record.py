@@ -6,6 +6,7 @@ attempt) and its audit event; the owner's other rows are settled to what the ent
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -128,8 +129,18 @@ def batch_record(people: list[Person], *, actor, released: dict) -> list[Attempt
                     others = [row for row in rows_of[person.employee.pk] if row.pk not in claimed]
                     changed += _settle_others(others, person=person, cause=mine[0].certificate, actor=actor, now=now)
             changed += mine
-        DirectoryPublication.objects.bulk_update(changed, _FIELDS)
+        _rows_save(changed)
     return results
+
+
+def _rows_save(rows: list[DirectoryPublication]) -> None:
+    """One UPDATE per distinct set of values. Not bulk_update: it builds a CASE per field and row,
+    and compiling and running that took 42 % of a 1,000-row drain on PostgreSQL (issue 13)."""
+    groups: dict[tuple, set[int]] = defaultdict(set)
+    for row in rows:
+        groups[tuple(getattr(row, name) for name in _FIELDS)].add(row.pk)
+    for values, pks in groups.items():
+        DirectoryPublication.objects.filter(pk__in=sorted(pks)).update(**dict(zip(_FIELDS, values, strict=True)))
 
 
 def _failure(row: DirectoryPublication, *, operation: str, error: str, actor, now: datetime) -> None:
