@@ -141,8 +141,11 @@ def _claim(chunk: list[int], *, due_at: datetime | None):
     )
     locked = Employee.objects.select_for_update(skip_locked=True, no_key=True).filter(pk__in=employee_ids)
     employees = {employee.pk: employee for employee in locked.select_related("user")}
-    candidates = DirectoryPublication.objects.filter(pk__in=chunk).select_related(
-        "certificate__employee__user", "certificate__issuer__parent"
+    # Not the CAs' stored CRLs: a copy per row, megabytes each with many revoked (issue 13).
+    candidates = (
+        DirectoryPublication.objects.filter(pk__in=chunk)
+        .select_related("certificate__employee__user", "certificate__issuer__parent")
+        .defer("certificate__issuer__crl_der", "certificate__issuer__parent__crl_der")
     )
     people: dict[int, Person] = {}
     skipped, released = [], {}

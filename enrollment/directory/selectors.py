@@ -60,6 +60,7 @@ def directory_certificates_by_employee(*, employee_ids: Iterable[int], now: date
         )
         .exclude(directory_publication__state__in=REMOVAL_STATES)
         .select_related("issuer__parent")
+        .defer("issuer__crl_der", "issuer__parent__crl_der")  # megabytes per row with many revoked
         .order_by("employee_id", "-not_before", "-pk")
     )
     for certificate in candidates:

@@ -73,3 +73,14 @@ def test_the_certificates_default_ordering_has_an_index():
         constraints = connection.introspection.get_constraints(cursor, Certificate._meta.db_table)
     indexed = [c["columns"] for c in constraints.values() if c["index"]]
     assert ["not_before", "id"] in indexed, indexed
+
+
+def test_the_directory_drain_reads_no_stored_crl(ca_with_crl, issued):
+    """The drain's selector read each certificate's CA row with its CRL: ldap_publish_ratio fell
+    from 0.29 to 0.06 once the benchmark's CRL held 20,000 entries."""
+    from enrollment.directory.selectors import directory_certificates_by_employee
+
+    with CaptureQueriesContext(connection) as queries:
+        wanted = directory_certificates_by_employee(employee_ids=[issued.employee_id])
+    assert [certificate.pk for certificate in wanted[issued.employee_id]] == [issued.pk]
+    assert queries.captured_queries and _reads_the_crl(queries) == []
