@@ -112,8 +112,8 @@ def _workers(world, args) -> list[Result]:
         print("workers: not run, the worker benchmarks need PostgreSQL (DATABASE_URL)", file=sys.stderr)
         return []
     results, args.worker_figures = cases_workers.run(
-        # At most 3 rounds (its own default): a round of the two-worker speedup alone issues 600
-        # certificates, and with 5 rounds `make bench` took 22 minutes here (issue 13: under 20).
+        # At most 3 rounds (its own default): a round of the two-worker speedup alone issues 800
+        # certificates (400 on one worker, 400 on two), and with 5 rounds `make bench` took 22 minutes here (issue 13: under 20).
         world, workdir=Path(os.environ["PORTAL_DATA_DIR"]).parent, quick=args.quick, rounds=min(args.rounds, 3),
         bulk_count=args.bulk_count or (50 if args.quick else 2000),
     )  # fmt: skip

@@ -29,6 +29,7 @@ from django.utils import timezone
 from core.exceptions import PortalError
 
 from ..models import Certificate, CertificateAuthority, DirectoryPublication, Employee
+from ..selectors import CA_WITHOUT_CRL
 from . import publisher, selectors
 from .batch_record import AttemptResult, Person, batch_record, operation_for
 from .client import DirectoryClient, DirectoryError, DirectoryUnavailable, EntryLocator
@@ -145,7 +146,7 @@ def _claim(chunk: list[int], *, due_at: datetime | None):
     candidates = (
         DirectoryPublication.objects.filter(pk__in=chunk)
         .select_related("certificate__employee__user", "certificate__issuer__parent")
-        .defer("certificate__issuer__crl_der", "certificate__issuer__parent__crl_der")
+        .defer(*(f"certificate__issuer__{field}" for field in CA_WITHOUT_CRL))
     )
     people: dict[int, Person] = {}
     skipped, released = [], {}

@@ -13,6 +13,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from ..models import Certificate, DirectoryPublication, Employee
+from ..selectors import CA_WITHOUT_CRL
 from .publisher import encryption_capable
 
 ENCRYPTION_USAGES = (Certificate.Usage.DUAL, Certificate.Usage.ENCRYPTION)
@@ -60,7 +61,7 @@ def directory_certificates_by_employee(*, employee_ids: Iterable[int], now: date
         )
         .exclude(directory_publication__state__in=REMOVAL_STATES)
         .select_related("issuer__parent")
-        .defer("issuer__crl_der", "issuer__parent__crl_der")  # megabytes per row with many revoked
+        .defer(*(f"issuer__{field}" for field in CA_WITHOUT_CRL))  # megabytes per row with many revoked
         .order_by("employee_id", "-not_before", "-pk")
     )
     for certificate in candidates:
