@@ -20,13 +20,15 @@ from django.db.models import Q
 
 from escrow.models import KeyRecoveryAgent, RecoveryRequest
 
-from ..models import CertificateRequest, Employee
+from ..models import CertificateRequest
 from ..roles import APPROVERS, KEY_RECOVERY_AGENTS, PKI_ADMINISTRATORS
 
 
 def mail_address(user) -> str:
     """Where a person reads mail: their employee record's mailbox (the directory's), else the account's."""
-    employee = Employee.objects.filter(user_id=user.pk).only("mail").first()
+    # The account's employee record as the caller loaded it (one query if it did not), as the
+    # greeting reads it: no second query per recipient.
+    employee = getattr(user, "employee", None)
     return (employee.mail if employee else "") or (user.email or "")
 
 

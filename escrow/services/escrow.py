@@ -26,7 +26,7 @@ def escrow_record_create(*, certificate, private_key) -> EscrowRecord:
         data=private_key_to_der(private_key), recipients=[agent.certificate for agent in agents]
     )
     record = EscrowRecord.objects.create(certificate=certificate, envelope_der=envelope)
-    record.agents.set(agents)
+    record.agents.add(*agents)  # a new record: one INSERT (set() first reads what there is)
     audit_record(
         action=AuditAction.ESCROW_CREATED,
         obj=record,

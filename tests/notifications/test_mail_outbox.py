@@ -38,6 +38,36 @@ def test_mail_is_sent_only_after_commit(pki, alice, approver, django_capture_on_
     assert (row.state, row.attempts, row.sent_at is not None) == ("sent", 1, True)
 
 
+def test_recording_a_mail_reads_nothing_the_caller_has_loaded(alice):
+    """Per recipient one INSERT: no query for the account's employee record, none to check the account exists
+    (issue 13: they were two of an issuance's statements)."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from enrollment.notifications.outbox import _record
+
+    user = get_user_model().objects.select_related("employee").get(pk=alice.pk)
+    with CaptureQueriesContext(connection) as queries:
+        (row,) = _record(kind="request.rejected", about="certificaterequest:1", users=[user], template="request_rejected",
+                         subject="Your certificate request #1 was rejected",
+                         context={"request": None, "employee": user.employee, "home_url": "https://portal.example/"})  # fmt: skip
+    statements = [query["sql"].split()[0] for query in queries.captured_queries if "SAVEPOINT" not in query["sql"]]
+    assert statements == ["INSERT"]
+    assert (row.to, row.recipient_id) == ("alice@example.org", alice.pk)
+
+
+def test_a_mail_goes_to_the_account_address_when_the_account_has_no_employee_record(db):
+    from django.contrib.auth import get_user_model
+
+    from enrollment.notifications.outbox import _record
+
+    user = get_user_model().objects.create_user("auditor2", email="auditor2@example.org")
+    (row,) = _record(kind="request.rejected", about="certificaterequest:1", users=[user], template="request_rejected",
+                     subject="Subject", context={"request": None, "employee": None, "home_url": "https://portal.example/"})  # fmt: skip
+    assert row.to == "auditor2@example.org"
+
+
 def test_a_rolled_back_step_mails_nobody_and_leaves_no_row(pki, alice, approver, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(RuntimeError), transaction.atomic():
