@@ -226,6 +226,43 @@ def test_atomic_rolls_back_the_file_when_a_service_refuses_a_row(pki_admin, csv_
     assert "line 4, key_type: refused for the test" in err and error.returncode == 1
 
 
+def test_a_row_a_service_refuses_takes_its_audit_events_with_it(pki_admin, csv_file, monkeypatch):
+    """The rows' events are appended at the end of their transaction: a refused row's (its employee
+    was created, then its request refused) are dropped with the row, the others' kept, the chain whole."""
+    from django.core.exceptions import ValidationError
+
+    from audit.chain import audit_chain_breaks
+    from enrollment import bulk
+
+    real = bulk.certificate_request_create
+
+    def refuse_mlee(**kwargs):
+        if kwargs["employee"].user.username == "mlee":
+            raise ValidationError({"key_type": "refused for the test"})
+        return real(**kwargs)
+
+    monkeypatch.setattr(bulk, "certificate_request_create", refuse_mlee)
+    _, err = enroll(csv_file(GOOD))
+
+    assert "line 4, key_type: refused for the test" in err
+    assert not Employee.objects.filter(mail="m.lee@example.org").exists()
+    created = AuditEvent.objects.filter(action="employee.created").values_list("object_id", flat=True)
+    assert sorted(created) == sorted(str(pk) for pk in Employee.objects.filter(user__username__in=["jdoe", "jmüller"]).values_list("pk", flat=True))
+    assert AuditEvent.objects.filter(action="request.created").count() == 2
+    assert audit_chain_breaks(AuditEvent.objects.order_by("id").iterator()) is None
+
+
+def test_a_transaction_of_rows_appends_its_audit_events_at_once(pki_admin, csv_file):
+    """One append (one lock of the chain, one INSERT) per transaction of rows, not two per row."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        enroll(csv_file(GOOD))
+    inserts = [query for query in queries.captured_queries if query["sql"].startswith('INSERT INTO "escrow_auditevent"')]
+    assert len(inserts) == 3  # the batch's start, its three rows' six events, its end
+    assert AuditEvent.objects.filter(action__in=["employee.created", "request.created"]).count() == 6
+
+
 def test_nothing_done_is_a_non_zero_exit_with_one_line(pki_admin, csv_file):
     error, _ = enroll_refused(csv_file(f"{HEADER}\nout,out@evil.example,Oscar,Out,\n"))
 
