@@ -205,19 +205,24 @@ def test_atomic_writes_nothing_when_a_row_is_bad(pki_admin, csv_file):
     assert counts() == before
 
 
-def test_atomic_rolls_back_the_file_when_a_service_refuses_a_row(pki_admin, csv_file, monkeypatch):
+@pytest.fixture
+def request_refused_for_mlee(monkeypatch):
+    """The request service refuses the third row of GOOD (mlee), after the row's employee was created."""
+    from django.core.exceptions import ValidationError
+
     from enrollment import bulk
 
     real = bulk.certificate_request_create
 
     def refuse_the_third(**kwargs):
         if kwargs["employee"].user.username == "mlee":
-            from django.core.exceptions import ValidationError
-
             raise ValidationError({"key_type": "refused for the test"})
         return real(**kwargs)
 
     monkeypatch.setattr(bulk, "certificate_request_create", refuse_the_third)
+
+
+def test_atomic_rolls_back_the_file_when_a_service_refuses_a_row(pki_admin, csv_file, request_refused_for_mlee):
     before = counts()
 
     error, err = enroll_refused(csv_file(GOOD), "--atomic")
@@ -226,22 +231,11 @@ def test_atomic_rolls_back_the_file_when_a_service_refuses_a_row(pki_admin, csv_
     assert "line 4, key_type: refused for the test" in err and error.returncode == 1
 
 
-def test_a_row_a_service_refuses_takes_its_audit_events_with_it(pki_admin, csv_file, monkeypatch):
+def test_a_row_a_service_refuses_takes_its_audit_events_with_it(pki_admin, csv_file, request_refused_for_mlee):
     """The rows' events are appended at the end of their transaction: a refused row's (its employee
     was created, then its request refused) are dropped with the row, the others' kept, the chain whole."""
-    from django.core.exceptions import ValidationError
-
     from audit.chain import audit_chain_breaks
-    from enrollment import bulk
 
-    real = bulk.certificate_request_create
-
-    def refuse_mlee(**kwargs):
-        if kwargs["employee"].user.username == "mlee":
-            raise ValidationError({"key_type": "refused for the test"})
-        return real(**kwargs)
-
-    monkeypatch.setattr(bulk, "certificate_request_create", refuse_mlee)
     _, err = enroll(csv_file(GOOD))
 
     assert "line 4, key_type: refused for the test" in err
