@@ -10,7 +10,7 @@ from core.admin_tools import ReadOnlyAdmin, action_confirmation
 from core.exceptions import ConfigurationError, PortalError, error_message
 from enrollment.revocation.services import certificate_revoke
 
-from .admin_filters import CERTIFICATE_DASHBOARD_FILTERS
+from .admin_filters import CERTIFICATE_DASHBOARD_FILTERS, EnrollmentBatchFilter
 from .admin_queue import ApprovalQueueMixin, PendingByDefaultStateFilter
 from .directory.drain import DirectoryNotConfigured, publications_retry
 from .models import Certificate, CertificateAuthority, CertificateRequest, DirectoryPublication
@@ -35,6 +35,7 @@ class CertificateRequestAdmin(ApprovalQueueMixin, ReadOnlyAdmin):
     list_display = ["request_column", "employee_column", "certificate_column", "state", "decision"]
     list_filter = [
         ("state", PendingByDefaultStateFilter), "key_type", "certificate_type", ("created_at", admin.DateFieldListFilter),
+        EnrollmentBatchFilter,
     ]
     search_fields = ["employee__given_name", "employee__surname", "employee__mail", "employee__user__username"]
     list_select_related = ["employee__user", "decided_by"]

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from escrow.selectors_dashboard import PICKUP_MISSED, PICKUP_WAITING, key_not_downloaded_q
 
+from .models import EnrollmentBatch
 from .pki.crl import REVOCATION_REASON_NAMES
 from .selectors_dashboard import (
     EXPIRY_WINDOWS,
@@ -129,3 +130,23 @@ CERTIFICATE_DASHBOARD_FILTERS = [
     RevocationReasonFilter,
     OnCrlFilter,
 ]
+
+
+class EnrollmentBatchFilter(admin.SimpleListFilter):
+    """?batch=N: the requests of one bulk enrollment (the link of its approvers' mail); the latest few are offered."""
+
+    title = "enrollment batch"
+    parameter_name = "batch"
+    OFFERED = 10
+
+    def lookups(self, request, model_admin):
+        latest = EnrollmentBatch.objects.order_by("-pk").values_list("pk", "source")[: self.OFFERED]
+        return [(str(pk), f"#{pk} {source[:40]}") for pk, source in latest]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters(f"{value[:40]!r} is not an enrollment batch number.")
+        return queryset.filter(batch_id=int(value))

@@ -253,7 +253,7 @@ def _row_write(row: BulkRow, *, actor, batch: EnrollmentBatch | None = None) -> 
         key_type=row.values["_key_type"],
         certificate_type=row.values["_certificate_type"],
         batch=batch,
-        notify_pending=not (batch is not None and batch.approved_by_policy),
+        notify_pending=batch is None,  # a batch's approvers get one mail for it (bulk_batches.py)
     )
     if batch is not None and batch.approved_by_policy:
         starter = batch.started_by.get_username()

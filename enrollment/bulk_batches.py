@@ -5,6 +5,7 @@ it plans the rows (enrollment/bulk.py), records the batch, writes its rows throu
 in groups, then its counts and failed rows. The start and the end are audited
 (enrollment.batch_started / enrollment.batch_finished); every employee and request in between
 by its own service, and with PORTAL_ENROLLMENT_AUTO_APPROVE every approval by policy with its batch.
+Without the policy the approvers get one mail for the batch when it ends, not one per request.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from core.exceptions import InvalidState, NotAllowed
 from .bulk import bulk_apply, bulk_plan
 from .bulk_file import MAX_RECORDED_FAILURES, BatchOutcome, BulkPlan, BulkRow, bulk_failures
 from .models import EnrollmentBatch
+from .notifications.services import notify_batch_pending
 from .roles import is_pki_administrator
 from .services.issuance import issuance_in_background
 
@@ -101,4 +103,6 @@ def enrollment_batch_run(
         obj=batch,
         details={"created": written, "skipped": batch.skipped, "failed": batch.failed},
     )
+    if not approve and written:
+        notify_batch_pending(batch=batch)
     return BatchOutcome(plan=plan, written=written, batch=batch)

@@ -3,7 +3,8 @@ out a step they may not take (separation of duties), so nobody is mailed about t
 
 - New certificate requests: the members of Approvers who may approve, except the employee
   and whoever submitted it. When no approver is left, the PKI administrators (who may
-  approve too), so that a request never waits unseen.
+  approve too), so that a request never waits unseen. A bulk enrollment's requests: one mail
+  per batch to the same people, except whoever started it.
 - New recovery requests: the members of Approvers who may decide recoveries (only they may,
   escrow.services.recovery), except the requester, the keys' owner and the recipient.
 - Approved recoveries: the accounts of the active key recovery agents (and, when an active
@@ -45,6 +46,15 @@ def _members(group: str, *, permission: str, exclude: Iterable[int]) -> list:
 
 def request_approvers(request: CertificateRequest) -> list:
     exclude = (request.employee.user_id, request.submitted_by_id)
+    permission = "enrollment.approve_certificaterequest"
+    return _members(APPROVERS, permission=permission, exclude=exclude) or _members(
+        PKI_ADMINISTRATORS, permission=permission, exclude=exclude
+    )
+
+
+def batch_approvers(batch) -> list:
+    """Those who may approve a batch's requests: not who started it (the submitter of them all)."""
+    exclude = (batch.started_by_id,)
     permission = "enrollment.approve_certificaterequest"
     return _members(APPROVERS, permission=permission, exclude=exclude) or _members(
         PKI_ADMINISTRATORS, permission=permission, exclude=exclude

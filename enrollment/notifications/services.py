@@ -88,6 +88,28 @@ def notify_request_pending(*, request: CertificateRequest) -> None:
     )
 
 
+def notify_batch_pending(*, batch) -> None:
+    """A batch's requests wait for approval: each approver gets one mail for the whole batch (a file of
+    5,000 people is not 5,000 mails per approver), with the queue filtered to the batch."""
+    waiting = batch.requests.filter(state=CertificateRequest.State.PENDING).count()
+    if not waiting:
+        return
+    _record(
+        kind="batch.pending",
+        about=f"enrollmentbatch:{batch.pk}",
+        users=recipients.batch_approvers(batch),
+        template="batch_pending",
+        subject=f"Enrollment batch #{batch.pk}: {waiting} certificate request{'s wait' if waiting != 1 else ' waits'} for approval",
+        context={
+            "batch": batch,
+            "waiting": waiting,
+            "queue_url": site_url(
+                "admin:enrollment_certificaterequest_changelist", query=f"?batch={batch.pk}&state__exact=pending"
+            ),
+        },
+    )
+
+
 def notify_request_rejected(*, request: CertificateRequest) -> None:
     """The employee (and whoever submitted it for them) learns why, and where to ask again."""
     _drop_unsent(about=f"certificaterequest:{request.pk}", kinds=["request.pending"])

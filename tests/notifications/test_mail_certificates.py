@@ -170,3 +170,48 @@ def test_approver_mail_that_never_went_out_is_dropped_once_the_request_is_decide
     assert list(OutboxMail.objects.values_list("kind", "to", "state")) == [
         ("request.rejected", "alice@example.org", "pending")
     ]
+
+
+def test_a_bulk_enrollment_mails_each_approver_once_with_the_queue_of_its_batch(
+    pki, alice, approver, approver2, pki_admin, client_of, settings, django_capture_on_commit_callbacks
+):
+    """Not one mail per request: a file of thousands would bury the approvers (their queue lists the batch)."""
+    from enrollment.bulk import bulk_file_read
+    from enrollment.bulk_batches import enrollment_batch_run
+
+    settings.PORTAL_MAIL_DOMAINS = ["example.org"]
+    with django_capture_on_commit_callbacks(execute=True):
+        elsewhere = certificate_request_create(employee=alice.employee, submitted_by=alice, key_type="ec-p256")
+    mail.outbox.clear()
+    people = b"mail,given_name,surname\n" + b"".join(f"p{n}@example.org,Given{n},Surname{n}\n".encode() for n in range(5))
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = enrollment_batch_run(
+            actor=pki_admin, rows=bulk_file_read(people, name="people.csv"), source="people.csv", key_type="ec-p256"
+        )
+    assert outcome.written == 5
+    # Whoever started the batch submitted every request in it: only the others are asked to decide.
+    assert sorted(m.to[0] for m in mail.outbox) == ["approver2@example.org", "approver@example.org"]
+    (message,) = mails_to("approver@example.org")
+    assert message.subject == f"Enrollment batch #{outcome.batch.pk}: 5 certificate requests wait for approval"
+    (queue_link,) = links(message.body)[:1]
+    assert_mail_shape(message, link=queue_link)
+    queue = client_of(approver).get(path_of(queue_link))
+    assert queue.status_code == 200
+    listed = {r.pk for r in queue.context["cl"].result_list}
+    assert listed == set(outcome.batch.requests.values_list("pk", flat=True)) and elsewhere.pk not in listed
+    refused = client_of(approver).get("/admin/enrollment/certificaterequest/?batch=latest")
+    assert refused.status_code < 500 and "is not an enrollment batch number" in refused.content.decode()
+
+
+def test_a_batch_approved_by_policy_asks_no_approver(pki, approver, pki_admin, settings, django_capture_on_commit_callbacks):
+    from enrollment.bulk import bulk_file_read
+    from enrollment.bulk_batches import enrollment_batch_run
+
+    settings.PORTAL_MAIL_DOMAINS = ["example.org"]
+    settings.PORTAL_ENROLLMENT_AUTO_APPROVE = True
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = enrollment_batch_run(
+            actor=pki_admin, rows=bulk_file_read(b"mail,given_name,surname\np0@example.org,Given,Surname\n", name="p.csv"),
+            source="p.csv", key_type="ec-p256",
+        )  # fmt: skip
+    assert outcome.batch.approved_by_policy and mails_to("approver@example.org") == []
