@@ -44,21 +44,21 @@ def _members(group: str, *, permission: str, exclude: Iterable[int]) -> list:
     return [user for user in users if user.has_perm(permission)]
 
 
-def request_approvers(request: CertificateRequest) -> list:
-    exclude = (request.employee.user_id, request.submitted_by_id)
+def _request_deciders(*, exclude: Iterable[int]) -> list:
+    """Approvers who may approve requests, else the PKI administrators who may, but not `exclude`."""
     permission = "enrollment.approve_certificaterequest"
     return _members(APPROVERS, permission=permission, exclude=exclude) or _members(
         PKI_ADMINISTRATORS, permission=permission, exclude=exclude
     )
+
+
+def request_approvers(request: CertificateRequest) -> list:
+    return _request_deciders(exclude=(request.employee.user_id, request.submitted_by_id))
 
 
 def batch_approvers(batch) -> list:
     """Those who may approve a batch's requests: not who started it (the submitter of them all)."""
-    exclude = (batch.started_by_id,)
-    permission = "enrollment.approve_certificaterequest"
-    return _members(APPROVERS, permission=permission, exclude=exclude) or _members(
-        PKI_ADMINISTRATORS, permission=permission, exclude=exclude
-    )
+    return _request_deciders(exclude=(batch.started_by_id,))
 
 
 def _recovery_parties(recovery: RecoveryRequest) -> tuple[int, ...]:
