@@ -85,6 +85,30 @@ def test_the_console_scripts_answer_as_the_in_process_runs_do(
     assert run_console_script(venv_bin / "lint_cabf_smime_cert", "lint", "-t", "MAILBOX-STRICT", root).returncode != 0
 
 
+def test_in_process_runs_parse_the_public_suffix_list_once(ec_pki, subscriber_keys, subscriber_builder, write_pem,
+                                                           tmp_path, monkeypatch):
+    """Every run of a console script builds validators that parse the Public Suffix List (five
+    times, a quarter of a second each); in process they share one parsed list, and the library's
+    own class is back in place after each run."""
+    import publicsuffixlist
+    from pkilint_testing import pkilint_in_process, shared_public_suffix_list
+
+    leaf = write_pem(
+        tmp_path / "leaf.pem",
+        ec_pki.backend.sign_certificate(subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key())),
+    )
+    original = publicsuffixlist.PublicSuffixList
+    parses = []
+    monkeypatch.setattr(original, "_parse", lambda self, *a, _parse=original._parse, **k: (
+        parses.append(1), _parse(self, *a, **k))[1])  # fmt: skip
+    shared_public_suffix_list.cache_clear()
+    for _ in range(3):
+        result = pkilint_in_process("lint_cabf_smime_cert", "lint", "-d", "-s", "WARNING", leaf)
+        assert (result.returncode, result.stdout.strip()) == (0, ""), result
+        assert publicsuffixlist.PublicSuffixList is original
+    assert len(parses) == 1
+
+
 @pytest.mark.parametrize("usage", ["signing", "encryption"])
 @pytest.mark.parametrize("key_type", ["rsa-3072", "ec-p384"])
 def test_single_use_certificates_pass_pkilint(ec_pki, subscriber_keys, subscriber_builder, key_type, usage):
