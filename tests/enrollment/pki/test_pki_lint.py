@@ -1,6 +1,7 @@
 """The issued certificates pass pkilint: the CLI (as an auditor would run it) and the API."""
 
 import threading
+from unittest import mock
 
 import pytest
 from cryptography import x509
@@ -86,7 +87,7 @@ def test_the_console_scripts_answer_as_the_in_process_runs_do(
 
 
 def test_in_process_runs_parse_the_public_suffix_list_once(ec_pki, subscriber_keys, subscriber_builder, write_pem,
-                                                           tmp_path, monkeypatch):
+                                                           tmp_path):
     """Every run of a console script builds validators that parse the Public Suffix List (five
     times, a quarter of a second each); in process they share one parsed list, and the library's
     own class is back in place after each run."""
@@ -98,15 +99,13 @@ def test_in_process_runs_parse_the_public_suffix_list_once(ec_pki, subscriber_ke
         ec_pki.backend.sign_certificate(subscriber_builder(ec_pki, subscriber_keys["ec-p256"].public_key())),
     )
     original = publicsuffixlist.PublicSuffixList
-    parses = []
-    monkeypatch.setattr(original, "_parse", lambda self, *a, _parse=original._parse, **k: (
-        parses.append(1), _parse(self, *a, **k))[1])  # fmt: skip
     shared_public_suffix_list.cache_clear()
-    for _ in range(3):
-        result = pkilint_in_process("lint_cabf_smime_cert", "lint", "-d", "-s", "WARNING", leaf)
-        assert (result.returncode, result.stdout.strip()) == (0, ""), result
-        assert publicsuffixlist.PublicSuffixList is original
-    assert len(parses) == 1
+    with mock.patch.object(original, "_parse", autospec=True, side_effect=original._parse) as parse:
+        for _ in range(3):
+            result = pkilint_in_process("lint_cabf_smime_cert", "lint", "-d", "-s", "WARNING", leaf)
+            assert (result.returncode, result.stdout.strip()) == (0, ""), result
+            assert publicsuffixlist.PublicSuffixList is original
+    assert parse.call_count == 1
 
 
 @pytest.mark.parametrize("usage", ["signing", "encryption"])
